@@ -1,0 +1,37 @@
+"""sporax: MindSpore's Parameter system, in pure Python on JAX.
+
+``import sporax as ms`` gives the names a MindSpore user expects at the top level
+(``Tensor``, ``Parameter``, ``ParameterTuple``, dtypes, ``nn``, ``ops``, contexts); run an
+unmodified MindSpore script with ``python -m sporax run train.py``.
+"""
+
+from sporax import _jax_setup  # noqa: F401  (must run before jax is used)
+from sporax import common, communication, context, nn, ops
+from sporax.common import dtype
+from sporax.common.dtype import *  # noqa: F403
+from sporax.common.initializer import initializer
+from sporax.common.parameter import Parameter, ParameterTuple
+from sporax.common.tensor import Tensor
+from sporax.common._rng import get_seed, set_seed
+from sporax.context import (
+    GRAPH_MODE,
+    PYNATIVE_MODE,
+    ParallelMode,
+    get_auto_parallel_context,
+    get_context,
+    get_ps_context,
+    reset_auto_parallel_context,
+    set_auto_parallel_context,
+    set_context,
+    set_ps_context,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "Parameter", "ParameterTuple", "initializer", "set_seed", "get_seed", "dtype",
+    "common", "communication", "context", "nn", "ops",
+    "GRAPH_MODE", "PYNATIVE_MODE", "ParallelMode", "set_context", "get_context",
+    "set_auto_parallel_context", "get_auto_parallel_context", "reset_auto_parallel_context",
+    "set_ps_context", "get_ps_context", *dtype.__all__,
+]

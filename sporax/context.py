@@ -1,0 +1,253 @@
+"""Execution, auto-parallel, parameter-server and federated contexts: one resettable record.
+
+``set_context`` / ``set_auto_parallel_context`` / ``set_ps_context`` / ``set_fl_context`` all
+write the fields of one module-level ``_state`` object; ``_reset()`` (used by tests) puts
+every field back to its default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from sporax.common._validation import check_bool, check_int, check_str_in, msg
+
+__all__ = [
+    "GRAPH_MODE",
+    "PYNATIVE_MODE",
+    "ParallelMode",
+    "set_context",
+    "get_context",
+    "set_auto_parallel_context",
+    "get_auto_parallel_context",
+    "reset_auto_parallel_context",
+    "set_ps_context",
+    "get_ps_context",
+    "reset_ps_context",
+    "set_fl_context",
+    "get_fl_context",
+]
+
+GRAPH_MODE = 0
+PYNATIVE_MODE = 1
+
+
+class ParallelMode:
+    """The five parallel modes (spec §7.1)."""
+
+    STAND_ALONE = "stand_alone"
+    DATA_PARALLEL = "data_parallel"
+    HYBRID_PARALLEL = "hybrid_parallel"
+    SEMI_AUTO_PARALLEL = "semi_auto_parallel"
+    AUTO_PARALLEL = "auto_parallel"
+    MODE_LIST = [STAND_ALONE, DATA_PARALLEL, HYBRID_PARALLEL, SEMI_AUTO_PARALLEL, AUTO_PARALLEL]
+
+
+@dataclasses.dataclass
+class _Execution:
+    mode: int = PYNATIVE_MODE
+    device_target: str = "CPU"
+    device_id: int = 0
+    extra: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class _AutoParallel:
+    parallel_mode: str = ParallelMode.STAND_ALONE
+    device_num: int = 1
+    global_rank: int = 0
+    gradients_mean: bool = False
+    enable_parallel_optimizer: bool = False
+    parameter_broadcast: bool = False
+    full_batch: bool = False
+    search_mode: str = "dynamic_programming"
+    pipeline_stages: int = 1
+    grad_accumulation_step: int = 1
+    strategy_ckpt_load_file: str = ""
+    strategy_ckpt_save_file: str = ""
+    comm_fusion: Any = None
+    parallel_optimizer_config: Any = None
+    dataset_strategy: Any = "data_parallel"
+    enable_alltoall: bool = False
+    auto_parallel_search_mode: str = "dynamic_programming"
+
+
+@dataclasses.dataclass
+class _PS:
+    enable_ps: bool = False
+    scheduler_manage_port: int = 11202
+    enable_ssl: bool = False
+    client_password: str = ""
+    server_password: str = ""
+    config_file_path: str = ""
+
+
+@dataclasses.dataclass
+class _State:
+    execution: _Execution = dataclasses.field(default_factory=_Execution)
+    auto_parallel: _AutoParallel = dataclasses.field(default_factory=_AutoParallel)
+    ps: _PS = dataclasses.field(default_factory=_PS)
+    fl: dict = dataclasses.field(default_factory=dict)
+
+
+_state = _State()
+
+_EXECUTION_KEYS_STORED = {
+    "save_graphs", "save_graphs_path", "max_call_depth", "jit_config", "enable_graph_kernel",
+    "graph_kernel_flags", "runtime_num_threads", "inter_op_parallel_num", "pynative_synchronize",
+    "memory_optimize_level", "max_device_memory", "mempool_block_size", "deterministic",
+    "enable_compile_cache", "compile_cache_path", "print_file_path", "env_config_path",
+    "precompile_only", "reserve_class_name_in_scope", "check_bprop", "enable_reduce_precision",
+    "auto_tune_mode", "variable_memory_max_size", "enable_dump", "save_dump_path", "ascend_config",
+    "gpu_config", "jit_syntax_level", "debug_level", "op_timeout", "aoe_tune_mode", "aoe_config",
+    "disable_format_transform", "enable_sparse", "grad_for_scalar", "enable_profiling",
+}
+_DEVICE_TARGETS = ("CPU", "GPU", "Ascend")
+
+
+def _reset() -> None:
+    """Restore every context field to its default (tests call this around each test)."""
+    global _state
+    _state = _State()
+
+
+def set_context(**kwargs) -> None:
+    """Set execution options: ``mode`` (GRAPH_MODE or PYNATIVE_MODE), ``device_target``, ..."""
+    ex = _state.execution
+    updates = {}
+    for key, value in kwargs.items():
+        if key == "mode":
+            if value not in (GRAPH_MODE, PYNATIVE_MODE) or isinstance(value, bool):
+                raise ValueError(msg("set_context", "mode", "GRAPH_MODE (0) or PYNATIVE_MODE (1)", value))
+            updates[key] = value
+        elif key == "device_target":
+            if not isinstance(value, str):
+                raise TypeError(msg("set_context", "device_target", "a str", value))
+            updates[key] = check_str_in(value, _DEVICE_TARGETS, "device_target", "set_context")
+        elif key == "device_id":
+            check_int(value, "device_id", "set_context")
+            if not 0 <= value < 4096:
+                raise ValueError(msg("set_context", "device_id", "an int in [0, 4095]", value))
+            updates[key] = value
+        elif key in _EXECUTION_KEYS_STORED:
+            updates.setdefault("extra", {})[key] = value
+        else:
+            raise ValueError(f"For 'set_context', the keyword argument {key!r} is not recognized.")
+    for key, value in updates.items():
+        if key == "extra":
+            ex.extra.update(value)
+        else:
+            setattr(ex, key, value)
+
+
+def get_context(attr_key: str):
+    """Get one execution option by name."""
+    ex = _state.execution
+    if attr_key in ("mode", "device_target", "device_id"):
+        return getattr(ex, attr_key)
+    if attr_key in _EXECUTION_KEYS_STORED:
+        return ex.extra.get(attr_key)
+    raise ValueError(f"For 'get_context', the key {attr_key!r} is not recognized.")
+
+
+_AUTO_PARALLEL_FIELDS = {f.name for f in dataclasses.fields(_AutoParallel)}
+
+
+def _check_auto_parallel(key: str, value):
+    where = "set_auto_parallel_context"
+    if key == "parallel_mode":
+        if not isinstance(value, str):
+            raise ValueError(msg(where, key, f"one of {ParallelMode.MODE_LIST}", value))
+        return check_str_in(value, ParallelMode.MODE_LIST, key, where)
+    if key == "device_num":
+        check_int(value, key, where)
+        if value < 1:
+            raise ValueError(msg(where, key, "an int >= 1", value))
+        return value
+    if key == "global_rank":
+        check_int(value, key, where)
+        if not 0 <= value <= 4095:
+            raise ValueError(msg(where, key, "an int in [0, 4095]", value))
+        return value
+    if key in ("gradients_mean", "enable_parallel_optimizer", "parameter_broadcast", "full_batch", "enable_alltoall"):
+        return check_bool(value, key, where)
+    if key in ("pipeline_stages", "grad_accumulation_step"):
+        check_int(value, key, where)
+        if value < 1:
+            raise ValueError(msg(where, key, "an int >= 1", value))
+        return value
+    return value
+
+
+def set_auto_parallel_context(**kwargs) -> None:
+    """Set auto-parallel options (spec §7.1); all are validated before any is written."""
+    for key in kwargs:
+        if key not in _AUTO_PARALLEL_FIELDS:
+            raise ValueError(f"For 'set_auto_parallel_context', the keyword argument {key!r} is not recognized.")
+    checked = {key: _check_auto_parallel(key, value) for key, value in kwargs.items()}
+    for key, value in checked.items():
+        setattr(_state.auto_parallel, key, value)
+
+
+def get_auto_parallel_context(attr_key: str):
+    """Get one auto-parallel option by name."""
+    if attr_key not in _AUTO_PARALLEL_FIELDS:
+        raise ValueError(f"For 'get_auto_parallel_context', the key {attr_key!r} is not recognized.")
+    return getattr(_state.auto_parallel, attr_key)
+
+
+def reset_auto_parallel_context() -> None:
+    """Put every auto-parallel option back to its default."""
+    _state.auto_parallel = _AutoParallel()
+
+
+_PS_FIELDS = {f.name for f in dataclasses.fields(_PS)}
+_PS_ROLES = ("MS_WORKER", "MS_PSERVER", "MS_SERVER", "MS_SCHED")
+
+
+def set_ps_context(**kwargs) -> None:
+    """Set parameter-server options; the role comes from the MS_ROLE environment variable."""
+    for key in kwargs:
+        if key not in _PS_FIELDS:
+            raise ValueError(f"For 'set_ps_context', the keyword argument {key!r} is not recognized.")
+    if "enable_ps" in kwargs:
+        check_bool(kwargs["enable_ps"], "enable_ps", "set_ps_context")
+    for key, value in kwargs.items():
+        setattr(_state.ps, key, value)
+
+
+def get_ps_context(attr_key: str):
+    """Get one parameter-server option; ``'ms_role'`` gives the role, or 'MS_NOT_PS'."""
+    if attr_key == "ms_role":
+        return _ps_role() if _state.ps.enable_ps else "MS_NOT_PS"
+    if attr_key not in _PS_FIELDS:
+        raise ValueError(f"For 'get_ps_context', the key {attr_key!r} is not recognized.")
+    return getattr(_state.ps, attr_key)
+
+
+def reset_ps_context() -> None:
+    _state.ps = _PS()
+
+
+def _ps_role() -> str:
+    role = os.environ.get("MS_ROLE", "")
+    return "MS_PSERVER" if role == "MS_SERVER" else role
+
+
+def _ps_active() -> bool:
+    """True when PS mode is enabled and this process has a PS role (spec §7.3)."""
+    return _state.ps.enable_ps and os.environ.get("MS_ROLE", "") in _PS_ROLES
+
+
+def set_fl_context(**kwargs) -> None:
+    """Store federated-learning options (a plain key/value record, spec §7.4)."""
+    _state.fl.update(kwargs)
+
+
+def get_fl_context(attr_key: str):
+    return _state.fl.get(attr_key)
+
+
+def _parallel_mode() -> str:
+    return _state.auto_parallel.parallel_mode

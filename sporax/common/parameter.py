@@ -15,7 +15,7 @@ import numpy as np
 from sporax.common import _binding
 from sporax.common import dtype as mstype
 from sporax.common._validation import check_bool, check_non_negative_int
-from sporax.common.tensor import Tensor, _cast, _infer_sequence, _readonly
+from sporax.common.tensor import Tensor, _cast, _infer_sequence, _readonly, lazy_tensor
 
 __all__ = ["Parameter", "ParameterTuple"]
 
@@ -290,6 +290,44 @@ class Parameter(Tensor):
             offsets, sizes = rec.window(self._shape, rank, opt_shard=True)
         return offsets, sizes
 
+    def to_global(self, layout, devices=None):
+        """Hold this parameter as one global ``jax.Array`` sharded by ``layout``; return it.
+
+        ``layout`` is a ``jax.sharding.Sharding``, a ``sporax.parallel.layout.Layout`` or
+        MindSpore's ``(dev_mat, tensor_map, slice_shape, ...)`` tuple (its mesh is built over
+        ``devices``, default ``jax.devices()``). Each device's shard is generated alone: a lazy
+        parameter computes only that window of its initializer, so the full tensor never
+        exists in host memory, and the values equal the unsharded ones bit for bit.
+        """
+        import jax
+
+        from sporax.parallel import layout as layout_math
+
+        if isinstance(layout, jax.sharding.Sharding):
+            sharding = layout
+        else:
+            rec = layout if isinstance(layout, layout_math.Layout) else layout_math.Layout.from_mindspore(tuple(layout))
+            mesh, spec = layout_math.to_mesh_and_spec(rec, devices)
+            sharding = jax.sharding.NamedSharding(mesh, spec)
+        full = self._shape
+        if self.init is not None:
+            init, seed, dtype = self.init, self._seed, self._dtype
+
+            def shard(index):
+                offsets, sizes = _window_of_index(index, full)
+                return init.window(seed, full, dtype, offsets, sizes)
+        else:
+            value = self._value
+
+            def shard(index):
+                return value[index]
+
+        array = jax.make_array_from_callback(full, sharding, shard)
+        self._assign(array)
+        self.init = None
+        self.init_mode = None
+        return array
+
     def set_data(self, data, slice_shape=False) -> Parameter:
         """Replace the parameter's data, keeping its identity and dtype (spec §2.5)."""
         if isinstance(data, (int, float)) and not isinstance(data, Tensor):
@@ -387,7 +425,7 @@ class Parameter(Tensor):
 
     def _lazy_or_value(self) -> Tensor:
         if self.init is not None:
-            return self.init_mode if self.init_mode is not None else _lazy_tensor(self.init, self._shape, self._dtype, self._seed)
+            return self.init_mode if self.init_mode is not None else lazy_tensor(self.init, self._shape, self._dtype, self._seed)
         return Tensor._wrap(self._value)
 
     # ------------------------------------------------------------------ PS / FL
@@ -421,17 +459,6 @@ class Parameter(Tensor):
         )
 
     __repr__ = __str__
-
-
-def _lazy_tensor(init, shape, dtype, seed) -> Tensor:
-    """A lazy Tensor with a given seed (used when rebuilding copies and pickles)."""
-    t = object.__new__(Tensor)
-    t._value = None
-    t._shape = tuple(shape)
-    t._dtype = dtype
-    t.init = init
-    t._seed = seed
-    return t
 
 
 class ParameterTuple(tuple):
@@ -474,3 +501,13 @@ class ParameterTuple(tuple):
 
     def __reduce__(self):
         return (ParameterTuple, (tuple(self),))
+
+
+def _window_of_index(index: tuple, full_shape: tuple) -> tuple:
+    """(offsets, sizes) of the block that a tuple of slices (a shard index) selects."""
+    offsets, sizes = [], []
+    for sl, n in zip(index, full_shape):
+        start, stop, _ = sl.indices(n)
+        offsets.append(start)
+        sizes.append(stop - start)
+    return tuple(offsets), tuple(sizes)

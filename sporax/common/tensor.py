@@ -18,6 +18,7 @@ import numpy as np
 from sporax.common import _rng
 from sporax.common import dtype as mstype
 from sporax.common.dtype import Type
+from sporax.common.initializer import Initializer
 
 __all__ = ["Tensor", "wrap", "unwrap"]
 
@@ -62,6 +63,8 @@ def _check_dtype(dtype) -> None:
 
 
 def _normalize_shape(shape) -> tuple:
+    if type(shape) is tuple and all(type(s) is int for s in shape):
+        return shape
     if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
         return (int(shape),)
     if isinstance(shape, (list, tuple)) and all(
@@ -115,8 +118,6 @@ class Tensor:
         self._dtype = mstype.from_numpy(value.dtype)
 
     def _init_lazy(self, input_data, dtype, shape, init) -> None:
-        from sporax.common.initializer import Initializer
-
         if input_data is not None:
             raise ValueError("For 'Tensor', 'input_data' and 'init' can not be given at the same time.")
         if dtype is None or shape is None:
@@ -245,20 +246,18 @@ class Tensor:
         """
         if self.init is None:
             raise TypeError("init_data must be set Tensor.init, init can't be None")
-        from sporax.parallel import layout
-
         full_shape = self._shape
-        if shape is None:
-            shape = full_shape
-        shape = _normalize_shape(shape)
+        shape = full_shape if shape is None else _normalize_shape(shape)
+        offsets, sizes = (0,) * len(shape), shape
         if slice_index is None:
-            full_shape = shape if shape != full_shape else full_shape
-            offsets = (0,) * len(shape)
+            full_shape = shape  # no slice: a fresh tensor of the requested shape
         else:
+            from sporax.parallel import layout
+
             offsets, _ = layout.slice_index_window(full_shape, shape, slice_index)
-        sizes = shape
         if opt_shard_group:
             from sporax import communication
+            from sporax.parallel import layout
 
             offsets, sizes = layout.opt_shard_window(
                 (offsets, sizes),
@@ -321,6 +320,11 @@ class Tensor:
 
     def __hash__(self) -> int:
         return id(self)
+
+    def __reduce__(self):
+        if self._value is None:
+            return (lazy_tensor, (self.init, self._shape, self._dtype, self._seed))
+        return (Tensor, (np.asarray(self._value),))
 
     # ------------------------------------------------------------------ printing
     def __str__(self) -> str:
@@ -449,7 +453,7 @@ def _format_value(arr: np.ndarray, dtype: Type) -> str:
     if arr.ndim == 0:
         v = arr.item()
         if isinstance(v, float):
-            return " " + ("%g" % v)
+            return " " + format(v, "g")
         return f" {v}"
     fmt = None
     if dtype in (mstype.float32, mstype.float64, mstype.bfloat16):
@@ -481,6 +485,17 @@ def _unwrap_index(index):
     if isinstance(index, list):
         return jnp.asarray(index)
     return index
+
+
+def lazy_tensor(init, shape, dtype: Type, seed: int) -> Tensor:
+    """A lazy Tensor with a given seed, so copies and pickles keep the same values."""
+    t = object.__new__(Tensor)
+    t._value = None
+    t._shape = tuple(shape)
+    t._dtype = dtype
+    t.init = init
+    t._seed = seed
+    return t
 
 
 def unwrap(x):

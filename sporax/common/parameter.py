@@ -272,23 +272,14 @@ class Parameter(Tensor):
         return self
 
     def _layout_window(self, layout: tuple, rank) -> tuple:
+        """This rank's window (and optimizer shard, if ``layout[5]`` is truthy) of the full shape."""
         from sporax import communication
         from sporax.parallel.layout import Layout
 
-        rec = Layout.from_mindspore(layout)
         if rank is None:
             rank = communication.get_rank()
         opt_shard = len(layout) >= 6 and bool(layout[5])
-        offsets, sizes = rec.window(self._shape, rank, opt_shard=False)
-        if tuple(sizes) != tuple(rec.slice_shape):
-            raise ValueError(
-                f"For 'Parameter.init_data', the layout's slice_shape {list(rec.slice_shape)} does not match "
-                f"the slice {list(sizes)} that dev_mat {list(rec.dev_mat)} and tensor_map "
-                f"{list(rec.tensor_map)} give for parameter '{self._name}' of shape {self._shape}."
-            )
-        if opt_shard:
-            offsets, sizes = rec.window(self._shape, rank, opt_shard=True)
-        return offsets, sizes
+        return Layout.from_mindspore(layout).window(self._shape, rank, opt_shard=opt_shard)
 
     def to_global(self, layout, devices=None):
         """Hold this parameter as one global ``jax.Array`` sharded by ``layout``; return it.

@@ -124,8 +124,10 @@ class Tensor:
             raise ValueError("init, dtype and shape must have values at the same time.")
         if not isinstance(init, Initializer):
             raise TypeError(f"For 'Tensor', 'init' should be an Initializer, but got {type(init).__name__}.")
+        shape = _normalize_shape(shape)
+        init.validate(shape)
         self._value = None
-        self._shape = _normalize_shape(shape)
+        self._shape = shape
         self._dtype = dtype
         self.init = init
         self._seed = _rng.next_seed()

@@ -35,6 +35,7 @@ class Cell:
         d["training"] = False
         d["_flags"] = dict(flags or {})
         d["_jit_cache"] = {}
+        d["parameter_layout_dict"] = {}  # name -> MindSpore layout tuple; drives sharded checkpoints
 
     # ------------------------------------------------------------------ attribute protocol
     def __getattr__(self, name: str):
@@ -313,6 +314,18 @@ class Cell:
         raise RuntimeError(f"The Cell '{type(self).__name__}' does not define construct(); subclasses must.")
 
     def __call__(self, *args, **kwargs):
+        """Run ``construct``; in GRAPH_MODE, outside any jit/grad trace, run it compiled.
+
+        The compiled path (``sporax.common.api.run_cell``) caches one ``jax.jit`` entry per
+        signature in ``self._jit_cache``; inside a trace the cell is part of the traced code.
+        """
+        import sporax.common._binding as _binding
+        import sporax.context as context
+
+        if context._state.execution.mode == context.GRAPH_MODE and not _binding._frames:
+            import sporax.common.api as api
+
+            return api.run_cell(self, args, kwargs)
         return self.construct(*args, **kwargs)
 
     # ------------------------------------------------------------------ printing

@@ -89,8 +89,9 @@ def _len_field(field_no: int, payload_len: int) -> bytes:
     return _varint((field_no << 3) | 2) + _varint(payload_len)
 
 
-def _entry_header(name: bytes, shape: tuple[int, ...], dtype_name: bytes, content_len: int,
-                  layout: bytes | None) -> tuple[bytes, bytes]:
+def _entry_header(
+    name: bytes, shape: tuple[int, ...], dtype_name: bytes, content_len: int, layout: bytes | None
+) -> tuple[bytes, bytes]:
     """The bytes of one top-level message before and after its ``content_len`` content bytes."""
     dims = b"".join(b"\x08" + _varint(d) for d in shape)
     tensor_head = dims + _len_field(2, len(dtype_name)) + dtype_name + _len_field(3, content_len)
@@ -127,14 +128,22 @@ class CkptWriter:
         if self._crc is not None:
             self._crc = zlib.crc32(data, self._crc)
 
-    def write_array(self, name: str, array: np.ndarray, dtype_name: str | None = None,
-                    layout: dict | None = None) -> None:
+    def write_array(
+        self, name: str, array: np.ndarray, dtype_name: str | None = None, layout: dict | None = None
+    ) -> None:
         """Write one array (split over ``SPLIT_BYTES``). ``dtype_name`` defaults from its dtype."""
         dtype_name = dtype_name or mstype.from_numpy(array.dtype).name
         self.write_chunks(name, tuple(array.shape), dtype_name, array.nbytes, [array], layout)
 
-    def write_chunks(self, name: str, shape: tuple[int, ...], dtype_name: str, nbytes: int,
-                     chunks: Iterable, layout: dict | None = None) -> None:
+    def write_chunks(
+        self,
+        name: str,
+        shape: tuple[int, ...],
+        dtype_name: str,
+        nbytes: int,
+        chunks: Iterable,
+        layout: dict | None = None,
+    ) -> None:
         """Write ``nbytes`` of content, taken in order from the buffers in ``chunks``."""
         itemsize = 4 if dtype_name == STR_TYPE else np_dtype_of(dtype_name).itemsize
         step = max(itemsize, SPLIT_BYTES - SPLIT_BYTES % itemsize)
@@ -259,7 +268,7 @@ def _parse_tensor(buf, pos: int, end: int) -> tuple[list[int], str | None, int, 
 
 def _utf8(buf, off: int, n: int) -> str:
     try:
-        return bytes(buf[off:off + n]).decode("utf-8")
+        return bytes(buf[off : off + n]).decode("utf-8")
     except UnicodeDecodeError:
         raise _Malformed(f"invalid UTF-8 text at byte {off}") from None
 
@@ -268,13 +277,15 @@ def _check_size(path: str, rec: TensorRecord) -> None:
     """Declared shape vs stored bytes, in exact integers, before anything is allocated."""
     if rec.dtype_name == STR_TYPE:
         if rec.nbytes % 4:
-            raise ValueError(f"Checkpoint file '{path}': string '{rec.name}' has {rec.nbytes} bytes, "
-                             "not a multiple of 4.")
+            raise ValueError(
+                f"Checkpoint file '{path}': string '{rec.name}' has {rec.nbytes} bytes, not a multiple of 4."
+            )
         return
     itemsize = np_dtype_of(rec.dtype_name, path, rec.name).itemsize
     if any(d < 0 for d in rec.shape):
-        raise ValueError(f"Checkpoint file '{path}': parameter '{rec.name}' has a negative "
-                         f"dimension in shape {rec.shape}.")
+        raise ValueError(
+            f"Checkpoint file '{path}': parameter '{rec.name}' has a negative dimension in shape {rec.shape}."
+        )
     expected = math.prod(rec.shape) * itemsize
     if expected != rec.nbytes:
         if rec.shape == (0,) and rec.nbytes == itemsize:  # MindSpore writes dims [0] for some scalars
@@ -283,7 +294,8 @@ def _check_size(path: str, rec: TensorRecord) -> None:
         raise ValueError(
             f"Checkpoint file '{path}': parameter '{rec.name}' declares shape {rec.shape} and dtype "
             f"{rec.dtype_name} ({expected} bytes) but stores {rec.nbytes} bytes; the file is "
-            "truncated or corrupted.")
+            "truncated or corrupted."
+        )
 
 
 class CkptReader:
@@ -307,11 +319,11 @@ class CkptReader:
                 raise ValueError(f"Checkpoint file '{self.path}' is empty; it is not a checkpoint.")
             self._mm = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
             end = size
-            if size >= _TRAILER and self._mm[size - _TRAILER:size - _CRC_LEN] == _CRC_MARK:
+            if size >= _TRAILER and self._mm[size - _TRAILER : size - _CRC_LEN] == _CRC_MARK:
                 self.has_crc = True
                 end = size - _TRAILER
                 if verify_crc:
-                    self._verify_crc(end, int.from_bytes(self._mm[end + len(_CRC_MARK):size], "big"))
+                    self._verify_crc(end, int.from_bytes(self._mm[end + len(_CRC_MARK) : size], "big"))
             self._parse(end)
         except BaseException:
             self.close()
@@ -319,22 +331,26 @@ class CkptReader:
 
     # -- parsing
     def _fail(self, what: str) -> ValueError:
-        return ValueError(f"Checkpoint file '{self.path}' is not a valid MindSpore checkpoint "
-                          f"(truncated, corrupted, or another kind of file): {what}.")
+        return ValueError(
+            f"Checkpoint file '{self.path}' is not a valid MindSpore checkpoint "
+            f"(truncated, corrupted, or another kind of file): {what}."
+        )
 
     def _verify_crc(self, end: int, stored: int) -> None:
         crc, buf = 0, bytearray(min(_COPY_CHUNK, end))
         self._file.seek(0)
         done = 0
         while done < end:
-            n = self._file.readinto(memoryview(buf)[:min(len(buf), end - done)])
+            n = self._file.readinto(memoryview(buf)[: min(len(buf), end - done)])
             if not n:
                 raise self._fail("file shrank while being read")
             crc = zlib.crc32(memoryview(buf)[:n], crc)
             done += n
         if crc != stored:
-            raise ValueError(f"Checkpoint file '{self.path}' failed its CRC32 check (stored "
-                             f"{stored:#010x}, computed {crc:#010x}); the file is damaged.")
+            raise ValueError(
+                f"Checkpoint file '{self.path}' failed its CRC32 check (stored "
+                f"{stored:#010x}, computed {crc:#010x}); the file is damaged."
+            )
 
     def _parse(self, end: int) -> None:
         mm = self._mm
@@ -405,13 +421,13 @@ class CkptReader:
         """
         rec = self.records[name]
         if rec.dtype_name == STR_TYPE:
-            data = b"".join(bytes(self._mm[o:o + n]) for o, n in rec.segments)
+            data = b"".join(bytes(self._mm[o : o + n]) for o, n in rec.segments)
             return str(np.frombuffer(data, f"<U{len(data) // 4}")[0]) if data else ""
         out = np.empty(rec.shape, self.np_dtype(rec))
         flat = memoryview(out.reshape(-1).view(np.uint8))
         pos = 0
         for off, n in rec.segments:
-            read_exact_into(self._file, off, flat[pos:pos + n], self.path)
+            read_exact_into(self._file, off, flat[pos : pos + n], self.path)
             pos += n
         return out
 
@@ -424,8 +440,7 @@ class CkptReader:
         if len(rec.segments) != 1 or rec.dtype_name == STR_TYPE:
             return np.asarray(self.read(name))
         off, n = rec.segments[0]
-        return np.frombuffer(self._mm, self.np_dtype(rec), n // self.np_dtype(rec).itemsize,
-                             off).reshape(rec.shape)
+        return np.frombuffer(self._mm, self.np_dtype(rec), n // self.np_dtype(rec).itemsize, off).reshape(rec.shape)
 
     def read_window(self, name: str, offsets: tuple[int, ...], sizes: tuple[int, ...]) -> np.ndarray:
         """The rectangular window ``[offsets, offsets + sizes)`` of parameter ``name``, copied
@@ -454,14 +469,18 @@ class CkptReader:
 
 def check_window(path: str, rec: TensorRecord, offsets, sizes) -> None:
     """ValueError unless ``[offsets, offsets + sizes)`` lies inside ``rec``'s shape."""
-    if len(offsets) != len(rec.shape) or len(sizes) != len(rec.shape) or any(
-            o < 0 or s < 0 or o + s > d for o, s, d in zip(offsets, sizes, rec.shape)):
-        raise ValueError(f"Checkpoint file '{path}': window offsets {tuple(offsets)} sizes "
-                         f"{tuple(sizes)} do not fit parameter '{rec.name}' of shape {rec.shape}.")
+    if (
+        len(offsets) != len(rec.shape)
+        or len(sizes) != len(rec.shape)
+        or any(o < 0 or s < 0 or o + s > d for o, s, d in zip(offsets, sizes, rec.shape))
+    ):
+        raise ValueError(
+            f"Checkpoint file '{path}': window offsets {tuple(offsets)} sizes "
+            f"{tuple(sizes)} do not fit parameter '{rec.name}' of shape {rec.shape}."
+        )
 
 
-def mmap_window(mm: mmap.mmap | None, path: str, rec: TensorRecord, dt: np.dtype, offsets,
-                sizes) -> np.ndarray:
+def mmap_window(mm: mmap.mmap | None, path: str, rec: TensorRecord, dt: np.dtype, offsets, sizes) -> np.ndarray:
     """Copy a window of an unsplit record out of ``mm``, then drop the mapping of its pages
     (they stay in the page cache) so the read leaves nothing resident but the copy."""
     check_window(path, rec, offsets, sizes)

@@ -36,9 +36,22 @@ from sporax.train._ckpt_format import (
 
 __all__ = ["SafetensorsReader", "write_safetensors", "TO_ST", "FROM_ST"]
 
-TO_ST = {"Bool": "BOOL", "Int8": "I8", "UInt8": "U8", "Int16": "I16", "UInt16": "U16",
-         "Int32": "I32", "UInt32": "U32", "Int64": "I64", "UInt64": "U64", "Float16": "F16",
-         "BFloat16": "BF16", "Float32": "F32", "Float64": "F64", "Complex64": "C64"}
+TO_ST = {
+    "Bool": "BOOL",
+    "Int8": "I8",
+    "UInt8": "U8",
+    "Int16": "I16",
+    "UInt16": "U16",
+    "Int32": "I32",
+    "UInt32": "U32",
+    "Int64": "I64",
+    "UInt64": "U64",
+    "Float16": "F16",
+    "BFloat16": "BF16",
+    "Float32": "F32",
+    "Float64": "F64",
+    "Complex64": "C64",
+}
 FROM_ST = {v: k for k, v in TO_ST.items()}
 LAYOUT_KEY = "sporax.layout/"
 STR_KEY = "sporax.str/"
@@ -46,8 +59,13 @@ _MAX_HEADER = 100 * 1024 * 1024
 _CRC_WIDTH = 10  # digits of the largest CRC32; the placeholder is rewritten in place
 
 
-def write_safetensors(f, items: list[tuple[str, tuple[int, ...], str, int, Callable[[], Iterable]]],
-                      layouts: dict[str, dict], strings: dict[str, str], crc: bool = False) -> None:
+def write_safetensors(
+    f,
+    items: list[tuple[str, tuple[int, ...], str, int, Callable[[], Iterable]]],
+    layouts: dict[str, dict],
+    strings: dict[str, str],
+    crc: bool = False,
+) -> None:
     """Write ``items`` = ``(name, shape, dtype_name, nbytes, chunks)`` to the binary file ``f``.
 
     ``chunks()`` is called once per tensor, after the previous one was written, and must yield
@@ -60,8 +78,7 @@ def write_safetensors(f, items: list[tuple[str, tuple[int, ...], str, int, Calla
     for name, shape, dtype_name, nbytes, _ in items:
         if dtype_name not in TO_ST:
             raise ValueError(f"Parameter '{name}': dtype {dtype_name} cannot be stored in safetensors.")
-        header[name] = {"dtype": TO_ST[dtype_name], "shape": list(shape),
-                        "data_offsets": [offset, offset + nbytes]}
+        header[name] = {"dtype": TO_ST[dtype_name], "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
         offset += nbytes
     meta = {"format": "ms"}
     meta.update({LAYOUT_KEY + k: json.dumps(v, sort_keys=True) for k, v in layouts.items()})
@@ -113,8 +130,9 @@ class SafetensorsReader:
             raise
 
     def _fail(self, what: str) -> ValueError:
-        return ValueError(f"safetensors file '{self.path}' is invalid (truncated, corrupted, or "
-                          f"another kind of file): {what}.")
+        return ValueError(
+            f"safetensors file '{self.path}' is invalid (truncated, corrupted, or another kind of file): {what}."
+        )
 
     def _parse(self, verify_crc: bool) -> None:
         size = os.fstat(self._file.fileno()).st_size
@@ -137,7 +155,7 @@ class SafetensorsReader:
             self.records[name] = self._record(name, info, base, size - base, meta)
         for key, value in meta.items():
             if key.startswith(STR_KEY):
-                self.strings[key[len(STR_KEY):]] = str(value)
+                self.strings[key[len(STR_KEY) :]] = str(value)
         if "crc_num" in meta and verify_crc:
             self._verify_crc(str(meta["crc_num"]))
         if size > base:
@@ -151,12 +169,14 @@ class SafetensorsReader:
         except (KeyError, TypeError, ValueError):
             raise self._fail(f"entry '{name}' is malformed: {info!r}") from None
         if any(d < 0 for d in shape) or not 0 <= begin <= end <= data_len:
-            raise self._fail(f"entry '{name}' has shape {shape} / offsets {[begin, end]} outside "
-                             f"the {data_len} data bytes")
+            raise self._fail(
+                f"entry '{name}' has shape {shape} / offsets {[begin, end]} outside the {data_len} data bytes"
+            )
         expected = math.prod(shape) * np_dtype_of(dtype_name, self.path, name).itemsize
         if expected != end - begin:
-            raise self._fail(f"entry '{name}' declares shape {shape} {dtype_name} ({expected} bytes) "
-                             f"but spans {end - begin} bytes")
+            raise self._fail(
+                f"entry '{name}' declares shape {shape} {dtype_name} ({expected} bytes) but spans {end - begin} bytes"
+            )
         layout = meta.get(LAYOUT_KEY + name)
         if layout is not None:
             try:
@@ -171,8 +191,10 @@ class SafetensorsReader:
             crc = zlib.crc32(name.encode("utf-8"), crc)
             crc = zlib.crc32(memoryview(self.read(name).reshape(-1).view(np.uint8)), crc)
         if stored.strip() != str(crc):
-            raise ValueError(f"safetensors file '{self.path}' failed its CRC32 check (stored "
-                             f"{stored.strip()}, computed {crc}); the file is damaged.")
+            raise ValueError(
+                f"safetensors file '{self.path}' failed its CRC32 check (stored "
+                f"{stored.strip()}, computed {crc}); the file is damaged."
+            )
 
     def read(self, name: str) -> np.ndarray:
         """A fresh array read straight into its own memory."""
@@ -185,8 +207,7 @@ class SafetensorsReader:
     def read_window(self, name: str, offsets: tuple[int, ...], sizes: tuple[int, ...]) -> np.ndarray:
         """A window copied out of the memory map (only its pages are touched)."""
         rec = self.records[name]
-        return mmap_window(self._mm, self.path, rec, np_dtype_of(rec.dtype_name, self.path, name),
-                           offsets, sizes)
+        return mmap_window(self._mm, self.path, rec, np_dtype_of(rec.dtype_name, self.path, name), offsets, sizes)
 
     def close(self) -> None:
         if self._mm is not None:

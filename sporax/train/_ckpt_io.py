@@ -1,0 +1,289 @@
+"""Streaming checkpoint I/O shared by ``serialization`` and the CLI: deferred items, the two
+formats behind one writer/reader choice, atomic durable writes, and merging rank slices.
+
+An ``Item`` is a tensor's metadata plus a callable that yields its bytes only when the
+writer reaches it, so at most one tensor (or one window of a lazy one) is in memory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from sporax.common import dtype as mstype
+from sporax.common.tensor import Tensor
+from sporax.train import _ckpt_format as ckf
+from sporax.train import _safetensors_io as stio
+
+__all__ = [
+    "Item",
+    "tensor_item",
+    "resolve_format",
+    "write_items",
+    "open_checkpoint",
+    "atomic_write",
+    "merge_checkpoints",
+]
+
+_FORMATS = ("ckpt", "safetensors")
+LAZY_BLOCK_BYTES = 64 * 1024 * 1024  # largest piece of a lazy parameter generated at once
+
+
+@dataclass
+class Item:
+    """One value to save: its metadata, and a callable yielding its bytes when it is written."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype_name: str
+    chunks: Callable[[], Iterable]
+    layout: dict | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * mstype.from_name(self.dtype_name).itemsize
+
+
+def lazy_chunks(init, seed: int, dtype, full_shape: tuple, offsets: tuple, sizes: tuple) -> Iterator[np.ndarray]:
+    """The window ``offsets/sizes`` of a lazy tensor, in C order, as blocks of leading rows."""
+    if not sizes:
+        yield init.window(seed, full_shape, dtype, (), ())
+        return
+    row = int(np.prod(sizes[1:], dtype=np.int64)) * dtype.itemsize
+    step = max(1, LAZY_BLOCK_BYTES // max(row, 1))
+    for start in range(0, sizes[0], step):
+        n = min(step, sizes[0] - start)
+        yield init.window(seed, full_shape, dtype, (offsets[0] + start, *offsets[1:]), (n, *sizes[1:]))
+    if sizes[0] == 0:
+        yield np.empty(sizes, dtype.np_dtype)
+
+
+def tensor_item(name: str, t: Tensor, layout: dict | None = None, window=None) -> Item:
+    """An item for tensor ``t``, or for its window ``(offsets, sizes)`` only. What it needs is
+    captured now (a lazy tensor's initializer and seed, or the immutable array), so the item
+    is a snapshot: later changes to ``t`` do not reach it (asynchronous saves rely on this)."""
+    full = tuple(t.shape)
+    offsets, sizes = (tuple(window[0]), tuple(window[1])) if window is not None else ((0,) * len(full), full)
+    if t.init is not None:
+        init, seed, dtype = t.init, t._seed, t.dtype
+        return Item(name, sizes, dtype.name, lambda: lazy_chunks(init, seed, dtype, full, offsets, sizes), layout)
+    value = t._value
+    index = tuple(slice(o, o + n) for o, n in zip(offsets, sizes))
+    return Item(name, sizes, t.dtype.name, lambda: [np.asarray(value if window is None else value[index])], layout)
+
+
+def resolve_format(file_name: str, fmt: str, where: str) -> str:
+    if fmt not in _FORMATS:
+        raise ValueError(f"For '{where}', the 'format' should be 'ckpt' or 'safetensors', but got {fmt!r}.")
+    return "safetensors" if fmt == "safetensors" or str(file_name).endswith(".safetensors") else "ckpt"
+
+
+def write_items(f, fmt: str, items: list[Item], strings: dict[str, str], crc: bool) -> None:
+    if fmt == "safetensors":
+        stio.write_safetensors(
+            f,
+            [(i.name, i.shape, i.dtype_name, i.nbytes, i.chunks) for i in items],
+            {i.name: i.layout for i in items if i.layout},
+            strings,
+            crc,
+        )
+        return
+    writer = ckf.CkptWriter(f, crc=crc)
+    for i in items:
+        writer.write_chunks(i.name, i.shape, i.dtype_name, i.nbytes, i.chunks(), i.layout)
+    for name, s in strings.items():
+        writer.write_string(name, s)
+    writer.finish()
+
+
+def open_checkpoint(path: str, format: str = "ckpt", verify_crc: bool = True):  # noqa: A002
+    """A validating reader (``.records``, ``.read``, ``.read_window``, ``.close``) for a
+    ``.ckpt`` or ``.safetensors`` file; ValueError naming the file for anything malformed."""
+    path = os.fspath(path)
+    fmt = resolve_format(path, format, "load_checkpoint")
+    if not os.path.isfile(path):
+        raise ValueError(f"For 'load_checkpoint', the checkpoint file '{path}' does not exist.")
+    return stio.SafetensorsReader(path, verify_crc) if fmt == "safetensors" else ckf.CkptReader(path, verify_crc)
+
+
+def _libc_sync_file_range():
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
+    return fn
+
+
+_sync_file_range = _libc_sync_file_range() if sys.platform.startswith("linux") else None
+_WRITEBACK_BYTES = 64 * 1024 * 1024
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+class _WritebackFile:
+    """A write-only file that asks the kernel to start writing each 64 MiB to disk as soon as
+    it is written (Linux ``sync_file_range``), so the final fsync overlaps with the writing
+    instead of following it. Elsewhere it is a plain buffered file."""
+
+    def __init__(self, f) -> None:
+        self._f, self._fd = f, f.fileno()
+        self._pos = self._started = 0
+
+    def write(self, data) -> int:
+        n = self._f.write(data)
+        self._pos += memoryview(data).nbytes
+        if _sync_file_range is not None and self._pos - self._started >= _WRITEBACK_BYTES:
+            self._f.flush()
+            _sync_file_range(self._fd, self._started, self._pos - self._started, _SYNC_FILE_RANGE_WRITE)
+            self._started = self._pos
+        return n
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int) -> int:
+        self._pos = self._f.seek(pos)
+        self._started = min(self._started, self._pos)
+        return self._pos
+
+
+def _close_later(fd: int) -> None:
+    """Close ``fd`` in a background thread: the last reference to a replaced file is dropped
+    there, so freeing its (possibly gigabytes of) cached pages does not delay the save."""
+    threading.Thread(target=os.close, args=(fd,), daemon=True).start()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (``os.umask`` would race with other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def atomic_write(path: str, write: Callable) -> None:
+    """Run ``write(f)`` on a hidden temporary file next to ``path``, fsync it, rename it over
+    ``path`` and fsync the directory. On any error (or a kill) ``path`` keeps its old content;
+    the temporary name starts with '.' and ends with '.tmp', so it is never taken for a checkpoint."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(_WritebackFile(f))
+            f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp made it 0600
+            os.fsync(f.fileno())
+        try:
+            old = os.open(path, os.O_RDONLY)
+        except OSError:
+            old = None
+        os.replace(tmp, path)
+        if old is not None:
+            _close_later(old)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+# ----------------------------------------------------------------------------- merge
+def merge_checkpoints(ckpt_files: list[str], out_file: str, format: str = "ckpt", crc_check: bool = False) -> None:  # noqa: A002
+    """Rebuild full tensors from per-rank checkpoints saved with ``integrated_save=False``.
+
+    Every slice carries its layout (full shape and offsets). Each full tensor is assembled in
+    memory one at a time from all files' slices (replicas are read once) and streamed to
+    ``out_file``; a tensor whose slices do not cover it raises ValueError naming the tensor.
+    Unsliced entries are taken from the first file holding them.
+    """
+    if not ckpt_files:
+        raise ValueError("For 'merge_checkpoints', give at least one checkpoint file.")
+    readers = []
+    try:
+        for f in ckpt_files:
+            readers.append(open_checkpoint(f))
+        order: dict[str, list] = {}
+        strings: dict[str, str] = {}
+        for r in readers:
+            for name, rec in r.records.items():
+                if rec.dtype_name == ckf.STR_TYPE:
+                    strings.setdefault(name, r.read(name))
+                else:
+                    order.setdefault(name, []).append((r, rec))
+            for name, s in getattr(r, "strings", {}).items():
+                strings.setdefault(name, s)
+        items = [_merged_item(name, parts) for name, parts in order.items()]
+        atomic_write(
+            os.fspath(out_file),
+            lambda f: write_items(f, resolve_format(out_file, format, "merge_checkpoints"), items, strings, crc_check),
+        )
+    finally:
+        for r in readers:
+            r.close()
+
+
+def _merged_item(name: str, parts: list) -> Item:
+    first = parts[0][1]
+    if first.layout is None:
+        r = parts[0][0]
+        return Item(name, first.shape, first.dtype_name, lambda: [r.read(name)])
+    full = tuple(int(d) for d in first.layout["full_shape"])
+    distinct = {(tuple(rec.layout["offsets"]), rec.shape) for _, rec in parts if rec.layout}
+    if any(d < 0 for d in full) or sum(int(np.prod(shape)) for _, shape in distinct) < int(np.prod(full)):
+        # checked before allocating: a corrupted full_shape must not make the merge allocate it
+        raise ValueError(
+            f"For 'merge_checkpoints', the slices of '{name}' ({len(distinct)} distinct) cannot cover its "
+            f"full shape {full}; a rank's file is missing or a layout is corrupted."
+        )
+
+    def assemble() -> list[np.ndarray]:
+        out = np.empty(full, mstype.from_name(first.dtype_name).np_dtype)
+        covered = np.zeros(full, np.bool_)
+        seen = set()
+        for r, rec in parts:
+            if (
+                rec.layout is None
+                or tuple(rec.layout.get("full_shape", ())) != full
+                or rec.dtype_name != first.dtype_name
+            ):
+                raise ValueError(
+                    f"For 'merge_checkpoints', the slices of '{name}' in '{r.path}' disagree on the "
+                    f"full shape or dtype ({rec.layout}, {rec.dtype_name})."
+                )
+            offsets = tuple(int(o) for o in rec.layout["offsets"])
+            if (offsets, rec.shape) in seen:
+                continue
+            seen.add((offsets, rec.shape))
+            index = tuple(slice(o, o + s) for o, s in zip(offsets, rec.shape))
+            if len(offsets) != len(full) or any(o < 0 or o + s > d for o, s, d in zip(offsets, rec.shape, full)):
+                raise ValueError(
+                    f"For 'merge_checkpoints', the slice of '{name}' in '{r.path}' at {offsets} with "
+                    f"shape {rec.shape} lies outside the full shape {full}."
+                )
+            out[index] = r.read(name)
+            covered[index] = True
+        if not covered.all():
+            raise ValueError(
+                f"For 'merge_checkpoints', the slices of '{name}' cover only {int(covered.sum())} of "
+                f"{covered.size} elements of its full shape {full}; a rank's file is missing."
+            )
+        return [out]
+
+    return Item(name, full, first.dtype_name, assemble)

@@ -6,7 +6,7 @@ the fix where there is an obvious one.
 
 from __future__ import annotations
 
-__all__ = ["check_bool", "check_int", "check_non_negative_int", "check_positive_int", "check_str_in", "msg"]
+__all__ = ["check_bool", "check_float", "check_int", "check_non_negative_int", "check_positive_int", "check_str_in", "msg"]
 
 
 def msg(where: str, arg: str, expected: str, got) -> str:
@@ -49,3 +49,12 @@ def check_str_in(value, choices, arg: str, where: str) -> str:
     if value in choices:
         return value
     raise ValueError(msg(where, arg, f"one of {list(choices)}", value))
+
+
+def check_float(value, arg: str, where: str, positive: bool = True) -> float:
+    """A Python float, > 0 (or >= 0 when ``positive`` is False): TypeError, else ValueError."""
+    if not isinstance(value, float):
+        raise TypeError(msg(where, arg, "a float", value))
+    if value < 0 or (positive and value == 0):
+        raise ValueError(msg(where, arg, "a float > 0" if positive else "a float >= 0", value))
+    return value

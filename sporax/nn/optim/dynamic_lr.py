@@ -9,18 +9,10 @@ from __future__ import annotations
 
 import math
 
-from sporax.common._validation import check_bool, check_positive_int, msg
+from sporax.common._validation import check_bool, check_float, check_positive_int, msg
 
 __all__ = ["piecewise_constant_lr", "exponential_decay_lr", "natural_exp_decay_lr", "inverse_decay_lr",
            "cosine_decay_lr", "polynomial_decay_lr", "warmup_lr"]
-
-
-def _float(value, arg: str, where: str, positive: bool = True) -> float:
-    if not isinstance(value, float):
-        raise TypeError(msg(where, arg, "a float", value))
-    if value < 0 or (positive and value == 0):
-        raise ValueError(msg(where, arg, "a float > 0" if positive else "a float >= 0", value))
-    return value
 
 
 def _epochs(total_step: int, step_per_epoch: int, where: str) -> list[int]:
@@ -54,8 +46,8 @@ def piecewise_constant_lr(milestone, learning_rates) -> list[float]:
 
 
 def _decay_checks(learning_rate, decay_rate, decay_epoch, is_stair, where: str) -> None:
-    _float(learning_rate, "learning_rate", where)
-    _float(decay_rate, "decay_rate", where)
+    check_float(learning_rate, "learning_rate", where)
+    check_float(decay_rate, "decay_rate", where)
     check_positive_int(decay_epoch, "decay_epoch", where)
     check_bool(is_stair, "is_stair", where)
 
@@ -88,8 +80,8 @@ def cosine_decay_lr(min_lr: float, max_lr: float, total_step: int, step_per_epoc
                     decay_epoch: int) -> list[float]:
     """``min_lr + (max_lr - min_lr) / 2 * (1 + cos(pi * min(epoch, decay_epoch) / decay_epoch))``."""
     where = "cosine_decay_lr"
-    _float(min_lr, "min_lr", where, positive=False)
-    _float(max_lr, "max_lr", where)
+    check_float(min_lr, "min_lr", where, positive=False)
+    check_float(max_lr, "max_lr", where)
     check_positive_int(decay_epoch, "decay_epoch", where)
     if min_lr >= max_lr:
         raise ValueError(f"For '{where}', the 'max_lr' should be greater than 'min_lr', but got {max_lr} <= {min_lr}.")
@@ -106,9 +98,9 @@ def polynomial_decay_lr(learning_rate: float, end_learning_rate: float, total_st
     and ``t = epoch``.
     """
     where = "polynomial_decay_lr"
-    _float(learning_rate, "learning_rate", where)
-    _float(end_learning_rate, "end_learning_rate", where, positive=False)
-    _float(power, "power", where)
+    check_float(learning_rate, "learning_rate", where)
+    check_float(end_learning_rate, "end_learning_rate", where, positive=False)
+    check_float(power, "power", where)
     check_positive_int(decay_epoch, "decay_epoch", where)
     check_bool(update_decay_epoch, "update_decay_epoch", where)
     delta = learning_rate - end_learning_rate
@@ -124,7 +116,7 @@ def polynomial_decay_lr(learning_rate: float, end_learning_rate: float, total_st
 
 def warmup_lr(learning_rate: float, total_step: int, step_per_epoch: int, warmup_epoch: int) -> list[float]:
     """``lr * min(epoch, warmup_epoch) / warmup_epoch``: a linear ramp from 0."""
-    _float(learning_rate, "learning_rate", "warmup_lr", positive=False)
+    check_float(learning_rate, "learning_rate", "warmup_lr", positive=False)
     check_positive_int(warmup_epoch, "warmup_epoch", "warmup_lr")
     return [learning_rate * min(e, warmup_epoch) / warmup_epoch
             for e in _epochs(total_step, step_per_epoch, "warmup_lr")]

@@ -11,20 +11,12 @@ import math
 
 import jax.numpy as jnp
 
-from sporax.common._validation import check_bool, check_positive_int, msg
+from sporax.common._validation import check_bool, check_float, check_positive_int
 from sporax.common.tensor import Tensor, unwrap
 from sporax.nn.cell import Cell
 
 __all__ = ["LearningRateSchedule", "ExponentialDecayLR", "NaturalExpDecayLR", "InverseDecayLR",
            "CosineDecayLR", "PolynomialDecayLR", "WarmUpLR"]
-
-
-def _float(value, arg: str, where: str, positive: bool = True) -> float:
-    if not isinstance(value, float):
-        raise TypeError(msg(where, arg, "a float", value))
-    if value < 0 or (positive and value == 0):
-        raise ValueError(msg(where, arg, "a float > 0" if positive else "a float >= 0", value))
-    return value
 
 
 def _step(global_step):
@@ -39,8 +31,8 @@ class _DecayLR(LearningRateSchedule):
     def __init__(self, learning_rate: float, decay_rate: float, decay_steps: int, is_stair: bool = False) -> None:
         super().__init__()
         where = self.cls_name
-        self.learning_rate = _float(learning_rate, "learning_rate", where)
-        self.decay_rate = _float(decay_rate, "decay_rate", where)
+        self.learning_rate = check_float(learning_rate, "learning_rate", where)
+        self.decay_rate = check_float(decay_rate, "decay_rate", where)
         self.decay_steps = check_positive_int(decay_steps, "decay_steps", where)
         self.is_stair = check_bool(is_stair, "is_stair", where)
 
@@ -80,8 +72,8 @@ class CosineDecayLR(LearningRateSchedule):
 
     def __init__(self, min_lr: float, max_lr: float, decay_steps: int) -> None:
         super().__init__()
-        self.min_lr = _float(min_lr, "min_lr", "CosineDecayLR", positive=False)
-        self.max_lr = _float(max_lr, "max_lr", "CosineDecayLR")
+        self.min_lr = check_float(min_lr, "min_lr", "CosineDecayLR", positive=False)
+        self.max_lr = check_float(max_lr, "max_lr", "CosineDecayLR")
         self.decay_steps = check_positive_int(decay_steps, "decay_steps", "CosineDecayLR")
         if min_lr >= max_lr:
             raise ValueError(
@@ -107,10 +99,10 @@ class PolynomialDecayLR(LearningRateSchedule):
                  update_decay_steps: bool = False) -> None:
         super().__init__()
         where = "PolynomialDecayLR"
-        self.start_learning_rate = _float(learning_rate, "learning_rate", where)
-        self.end_learning_rate = _float(end_learning_rate, "end_learning_rate", where, positive=False)
+        self.start_learning_rate = check_float(learning_rate, "learning_rate", where)
+        self.end_learning_rate = check_float(end_learning_rate, "end_learning_rate", where, positive=False)
         self.decay_steps = check_positive_int(decay_steps, "decay_steps", where)
-        self.power = _float(power, "power", where)
+        self.power = check_float(power, "power", where)
         self.update_decay_steps = check_bool(update_decay_steps, "update_decay_steps", where)
         self.diff_learning_rate = learning_rate - end_learning_rate
 
@@ -130,7 +122,7 @@ class WarmUpLR(LearningRateSchedule):
 
     def __init__(self, learning_rate: float, warmup_steps: int) -> None:
         super().__init__()
-        self.learning_rate = _float(learning_rate, "learning_rate", "WarmUpLR", positive=False)
+        self.learning_rate = check_float(learning_rate, "learning_rate", "WarmUpLR", positive=False)
         self.warmup_steps = check_positive_int(warmup_steps, "warmup_steps", "WarmUpLR")
 
     def construct(self, global_step) -> Tensor:

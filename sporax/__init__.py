@@ -26,6 +26,10 @@ from sporax.context import (
     set_ps_context,
 )
 
+from sporax.common.api import jit  # noqa: E402,F401
+from sporax.ops.grad import grad, value_and_grad  # noqa: E402,F401
+from sporax.train import Accuracy, Callback, Loss, LossMonitor, Metric, Model, RunContext, TimeMonitor  # noqa: E402,F401
+
 __version__ = "0.1.0"
 
 __all__ = [

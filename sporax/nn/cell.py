@@ -319,14 +319,12 @@ class Cell:
         The compiled path (``sporax.common.api.run_cell``) caches one ``jax.jit`` entry per
         signature in ``self._jit_cache``; inside a trace the cell is part of the traced code.
         """
-        import sporax.common._binding as _binding
-        import sporax.context as context
+        call = self.__dict__["_jit_cache"].get("call")
+        if call is None:  # first call: fetch the mode dispatcher once (no import on the hot path)
+            from sporax.common.api import call_cell as call
 
-        if context._state.execution.mode == context.GRAPH_MODE and not _binding._frames:
-            import sporax.common.api as api
-
-            return api.run_cell(self, args, kwargs)
-        return self.construct(*args, **kwargs)
+            self.__dict__["_jit_cache"]["call"] = call
+        return call(self, args, kwargs)
 
     # ------------------------------------------------------------------ printing
     def extend_repr(self) -> str:

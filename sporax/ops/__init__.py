@@ -9,3 +9,4 @@ P = operations
 
 __all__ = [*functional.__all__, *operations.__all__, "Primitive", "PrimitiveWithInfer", "prim_attr_register",
            "functional", "operations", "P"]
+from sporax.ops.grad import GradOperation, grad, stop_gradient, value_and_grad  # noqa: E402,F401

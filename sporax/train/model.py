@@ -1,0 +1,268 @@
+"""``Model``: the high-level train/eval/predict loop over a network, a loss and an optimizer.
+
+``Model(network, loss_fn=None, optimizer=None, metrics=None, eval_network=None,
+amp_level='O0')`` builds, as MindSpore does:
+
+- the train network: ``TrainOneStepCell(WithLossCell(network, loss_fn), optimizer)``; with no
+  ``loss_fn``, ``TrainOneStepCell(network, optimizer)`` (the network returns its loss); with no
+  optimizer, ``network`` itself is the train step;
+- the eval network: ``eval_network``, or ``WithEvalCell(network, loss_fn)`` whose
+  ``(loss, outputs, label)`` feed the metrics (``Loss`` gets the loss, the others
+  ``(outputs, label)``).
+
+Datasets are any re-iterable of batches: ``(data, label)`` tuples/lists of numpy arrays or
+Tensors (a MindSpore dataset's ``create_tuple_iterator`` is used when present). Each step's
+call goes through ``Cell.__call__``, so GRAPH_MODE compiles the whole step once and reuses it.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from sporax.common._validation import check_bool, check_positive_int, check_str_in, msg
+from sporax.common.tensor import Tensor
+from sporax.train.callback import CallbackManager, InternalCallbackParam, RunContext
+from sporax.train.metrics import Loss, get_metrics
+
+__all__ = ["Model"]
+
+
+def _to_tensor(x):
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (np.ndarray, np.generic, list, int, float)):
+        return Tensor(x)
+    return x
+
+
+def _batches(dataset):
+    """Iterate one epoch of ``dataset`` as tuples of Tensors."""
+    if hasattr(dataset, "create_tuple_iterator"):
+        it = dataset.create_tuple_iterator(num_epochs=1)
+    else:
+        it = iter(dataset)
+    for batch in it:
+        if isinstance(batch, dict):
+            batch = tuple(batch.values())
+        elif not isinstance(batch, (tuple, list)):
+            batch = (batch,)
+        yield tuple(_to_tensor(x) for x in batch)
+
+
+def _batch_num(dataset) -> int:
+    for attr in ("get_dataset_size", "__len__"):
+        fn = getattr(dataset, attr, None)
+        if fn is not None:
+            try:
+                return int(fn())
+            except TypeError:
+                continue
+    return 0
+
+
+class Model:
+    """Train, evaluate and predict with a network (see the module docstring)."""
+
+    def __init__(
+        self,
+        network,
+        loss_fn=None,
+        optimizer=None,
+        metrics=None,
+        eval_network=None,
+        eval_indexes=None,
+        amp_level: str = "O0",
+        boost_level: str = "O0",
+        **kwargs,
+    ) -> None:
+        from sporax.nn.cell import Cell
+
+        if not isinstance(network, Cell):
+            raise TypeError(msg("Model", "network", "a Cell", type(network).__name__))
+        self._network = network
+        self._loss_fn = loss_fn
+        self._optimizer = optimizer
+        self._amp_level = check_str_in(amp_level, ("O0", "O1", "O2", "O3", "auto"), "amp_level", "Model")
+        self._boost_level = check_str_in(boost_level, ("O0", "O1", "O2"), "boost_level", "Model")
+        if amp_level != "O0" or boost_level != "O0":
+            warnings.warn(
+                f"Model(amp_level={amp_level!r}, boost_level={boost_level!r}): sporax trains in the network's own "
+                "dtypes; automatic mixed precision and boost are not applied (O0 behaviour).",
+                stacklevel=2,
+            )
+        self._metric_fns = get_metrics(metrics)
+        if eval_indexes is not None and (not isinstance(eval_indexes, list) or len(eval_indexes) != 3):
+            raise ValueError(msg("Model", "eval_indexes", "a list of 3 ints [loss, outputs, label]", eval_indexes))
+        if eval_network is not None and not isinstance(eval_network, Cell):
+            raise TypeError(msg("Model", "eval_network", "a Cell", type(eval_network).__name__))
+        self._kwargs = kwargs
+        self._train_network = self._build_train_network()
+        self._eval_network = eval_network
+        self._eval_indexes = eval_indexes
+        if eval_network is None and loss_fn is not None:
+            from sporax.nn.wrap import WithEvalCell
+
+            self._eval_network = WithEvalCell(network, loss_fn, amp_level in ("O2", "O3", "auto"))
+            self._eval_indexes = [0, 1, 2]
+        self._predict_network = network
+
+    # ------------------------------------------------------------------ networks
+    def _build_train_network(self):
+        from sporax.nn.wrap import TrainOneStepCell, WithLossCell
+
+        if self._optimizer is None:
+            return self._network
+        net = self._network
+        if self._loss_fn is not None:
+            net = WithLossCell(net, self._loss_fn)
+        return TrainOneStepCell(net, self._optimizer)
+
+    @property
+    def train_network(self):
+        """The cell run on each training step."""
+        return self._train_network
+
+    @property
+    def predict_network(self):
+        return self._predict_network
+
+    @property
+    def eval_network(self):
+        return self._eval_network
+
+    # ------------------------------------------------------------------ train
+    def train(
+        self,
+        epoch: int,
+        train_dataset,
+        callbacks=None,
+        dataset_sink_mode: bool = False,
+        sink_size: int = -1,
+        initial_epoch: int = 0,
+    ) -> None:
+        """Train for ``epoch`` epochs over ``train_dataset`` (re-iterated each epoch).
+
+        ``dataset_sink_mode=True`` is accepted with a warning; steps always run one batch per
+        call (in GRAPH_MODE each call is the compiled step).
+        """
+        check_positive_int(epoch, "epoch", "Model.train")
+        if check_bool(dataset_sink_mode, "dataset_sink_mode", "Model.train"):
+            warnings.warn("Model.train(dataset_sink_mode=True): sporax feeds one batch per step call; "
+                          "each step is still one compiled call in GRAPH_MODE.", stacklevel=2)
+        if not isinstance(initial_epoch, int) or isinstance(initial_epoch, bool) or not 0 <= initial_epoch < epoch:
+            raise ValueError(msg("Model.train", "initial_epoch", f"an int in [0, {epoch})", initial_epoch))
+        if self._optimizer is None and self._loss_fn is not None:
+            raise ValueError("For 'Model.train', 'optimizer' should be given when 'loss_fn' is given.")
+        from sporax import context
+
+        net = self._train_network
+        net.set_train(True)
+        cbs = CallbackManager(callbacks)
+        cb_params = InternalCallbackParam(
+            train_network=net,
+            network=self._network,
+            optimizer=self._optimizer,
+            loss_fn=self._loss_fn,
+            epoch_num=epoch,
+            batch_num=_batch_num(train_dataset),
+            cur_epoch_num=initial_epoch,
+            cur_step_num=0,
+            net_outputs=None,
+            train_dataset=train_dataset,
+            mode="train",
+            dataset_sink_mode=dataset_sink_mode,
+            list_callback=cbs,
+            parallel_mode=context.get_auto_parallel_context("parallel_mode"),
+            device_number=context.get_auto_parallel_context("device_num"),
+            sink_size=sink_size,
+        )
+        run_context = RunContext(cb_params)
+        cbs.on_train_begin(run_context)
+        for ep in range(initial_epoch, epoch):
+            cb_params.cur_epoch_num = ep + 1
+            cbs.on_train_epoch_begin(run_context)
+            steps = 0
+            for batch in _batches(train_dataset):
+                cb_params.train_dataset_element = batch
+                cbs.on_train_step_begin(run_context)
+                cb_params.net_outputs = net(*batch)
+                steps += 1
+                cb_params.cur_step_num += 1
+                if not cb_params.batch_num:
+                    cb_params.batch_num = 0  # unknown length: LossMonitor counts over all steps
+                cbs.on_train_step_end(run_context)
+                if run_context.get_stop_requested():
+                    break
+            if not cb_params.batch_num and steps:
+                cb_params.batch_num = steps
+            cbs.on_train_epoch_end(run_context)
+            if run_context.get_stop_requested():
+                break
+        cbs.on_train_end(run_context)
+
+    # ------------------------------------------------------------------ eval / predict
+    def eval(self, valid_dataset, callbacks=None, dataset_sink_mode: bool = False) -> dict:
+        """``{metric name: value}`` over ``valid_dataset`` (one pass)."""
+        if self._eval_network is None:
+            raise ValueError("For 'Model.eval', 'loss_fn' or 'eval_network' must be given to Model to evaluate.")
+        if not self._metric_fns:
+            raise ValueError("For 'Model.eval', the model argument 'metrics' can not be None or empty.")
+        net = self._eval_network
+        net.set_train(False)
+        for m in self._metric_fns.values():
+            m.clear()
+        cbs = CallbackManager(callbacks)
+        cb_params = InternalCallbackParam(
+            eval_network=net,
+            network=self._network,
+            valid_dataset=valid_dataset,
+            metrics=self._metric_fns,
+            mode="eval",
+            batch_num=_batch_num(valid_dataset),
+            cur_step_num=0,
+            cur_epoch_num=1,
+            epoch_num=1,
+            net_outputs=None,
+            dataset_sink_mode=dataset_sink_mode,
+            list_callback=cbs,
+        )
+        run_context = RunContext(cb_params)
+        cbs.on_eval_begin(run_context)
+        cbs.on_eval_epoch_begin(run_context)
+        for batch in _batches(valid_dataset):
+            cbs.on_eval_step_begin(run_context)
+            outputs = net(*batch)
+            cb_params.net_outputs = outputs
+            cb_params.cur_step_num += 1
+            self._update_metrics(outputs)
+            cbs.on_eval_step_end(run_context)
+            if run_context.get_stop_requested():
+                break
+        result = {name: m.eval() for name, m in self._metric_fns.items()}
+        cb_params.metrics = result
+        cbs.on_eval_epoch_end(run_context)
+        cbs.on_eval_end(run_context)
+        return result
+
+    def _update_metrics(self, outputs) -> None:
+        if not isinstance(outputs, tuple):
+            outputs = (outputs,)
+        for m in self._metric_fns.values():
+            if self._eval_indexes is not None:
+                li, oi, yi = self._eval_indexes
+                if isinstance(m, Loss):
+                    m.update(outputs[li])
+                else:
+                    m.update(outputs[oi], outputs[yi])
+            elif m.indexes is not None:
+                m.update(*(outputs[i] for i in m.indexes))
+            else:
+                m.update(*outputs)
+
+    def predict(self, *predict_data):
+        """The network's output on ``predict_data`` (inference mode)."""
+        net = self._predict_network
+        net.set_train(False)
+        return net(*(_to_tensor(x) for x in predict_data))

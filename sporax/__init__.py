@@ -6,7 +6,7 @@ unmodified MindSpore script with ``python -m sporax run train.py``.
 """
 
 from sporax import _jax_setup  # noqa: F401  (must run before jax is used)
-from sporax import common, communication, context, nn, ops
+from sporax import common, communication, context, nn, ops, parallel, train
 from sporax.common import dtype
 from sporax.common.dtype import *  # noqa: F403
 from sporax.common.initializer import initializer
@@ -25,10 +25,18 @@ from sporax.context import (
     set_context,
     set_ps_context,
 )
-
-from sporax.common.api import jit  # noqa: E402,F401
-from sporax.ops.grad import grad, value_and_grad  # noqa: E402,F401
-from sporax.train import Accuracy, Callback, Loss, LossMonitor, Metric, Model, RunContext, TimeMonitor  # noqa: E402,F401
+from sporax.common.api import jit
+from sporax.ops.composite import grad, value_and_grad
+from sporax.train import (
+    Callback,
+    LossMonitor,
+    Model,
+    RunContext,
+    TimeMonitor,
+    load_checkpoint,
+    load_param_into_net,
+    save_checkpoint,
+)
 
 __version__ = "0.1.0"
 
@@ -37,5 +45,7 @@ __all__ = [
     "common", "communication", "context", "nn", "ops",
     "GRAPH_MODE", "PYNATIVE_MODE", "ParallelMode", "set_context", "get_context",
     "set_auto_parallel_context", "get_auto_parallel_context", "reset_auto_parallel_context",
-    "set_ps_context", "get_ps_context", *dtype.__all__,
+    "set_ps_context", "get_ps_context", "jit", "grad", "value_and_grad", "Model", "Callback", "LossMonitor",
+    "RunContext", "TimeMonitor", "save_checkpoint", "load_checkpoint", "load_param_into_net", "train", "parallel",
+    *dtype.__all__,
 ]

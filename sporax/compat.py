@@ -22,7 +22,7 @@ _RENAMES = {
     "mindspore.dtype": "sporax.common.dtype",
     "mindspore.common.api": "sporax.common.api",
     "mindspore.communication.management": "sporax.communication",
-    "mindspore.ops.composite": "sporax.ops",
+    "mindspore.ops.composite": "sporax.ops.composite",
     "mindspore.ops.operations": "sporax.ops.operations",
     "mindspore.ops.functional": "sporax.ops.functional",
     "mindspore.nn.optim": "sporax.nn.optim",

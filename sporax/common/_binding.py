@@ -238,56 +238,56 @@ _CELL_INTERNALS = frozenset({"_params", "_cells", "_id", "exist_names", "exist_o
 
 # ---------------------------------------------------------------------------------- walk cache
 # A compiled cell needs its parameter list on every call, and a walk of the cell tree is the
-# largest Python cost of a small compiled step. The tree only changes through its ``_params``
-# and ``_cells`` tables, so those are swapped (on first compiled use) for a tracking
-# OrderedDict that bumps a version number on every mutation; a cached walk stays valid while
-# the version is unchanged. Training flags and ``_inited_param`` are read live on each call.
-_version = [0]
+# largest Python cost of a small compiled step. The tree only changes through the cells'
+# ``_params`` and ``_cells`` tables, which are ``CellTable``s that bump one structure
+# version on every mutation; a cached walk stays valid while that version is unchanged.
+# Training flags and ``_inited_param`` are read live on each call.
 
 
-class _TrackedDict(OrderedDict):
-    """An OrderedDict that bumps the walk-cache version whenever it is mutated."""
+class CellTable(OrderedDict):
+    """A Cell's parameter or child table; every mutation bumps ``CellTable.version``."""
 
     __slots__ = ()
+    version = 0
+
+    def _bump(self) -> None:
+        CellTable.version += 1
 
     def __setitem__(self, key, value) -> None:
-        _version[0] += 1
+        self._bump()
         super().__setitem__(key, value)
 
     def __delitem__(self, key) -> None:
-        _version[0] += 1
+        self._bump()
         super().__delitem__(key)
 
     def clear(self) -> None:
-        _version[0] += 1
+        self._bump()
         super().clear()
 
     def pop(self, *args):
-        _version[0] += 1
+        self._bump()
         return super().pop(*args)
 
     def popitem(self, last: bool = True):
-        _version[0] += 1
+        self._bump()
         return super().popitem(last)
 
     def setdefault(self, key, default=None):
-        _version[0] += 1
+        self._bump()
         return super().setdefault(key, default)
 
     def update(self, *args, **kwargs) -> None:
-        _version[0] += 1
+        self._bump()
         super().update(*args, **kwargs)
 
     def move_to_end(self, key, last: bool = True) -> None:
-        _version[0] += 1
+        self._bump()
         super().move_to_end(key, last)
 
     def __ior__(self, other):
-        _version[0] += 1
+        self._bump()
         return super().__ior__(other)
-
-    def __reduce__(self):
-        return (OrderedDict, (list(self.items()),))
 
 
 _GET_TRAINING = operator.itemgetter("training")
@@ -307,7 +307,7 @@ def walk_cell_cached(cell) -> tuple[list, tuple]:
         version, cells, dicts, pdicts, cdicts, raw, params = rec
         # dicts[0] is the top cell's own __dict__ unless this record was copied with the cell
         # (copy.deepcopy), whose copied record then describes the original's tables.
-        if (version == _version[0] and dicts[0] is cell.__dict__
+        if (version == CellTable.version and dicts[0] is cell.__dict__
                 and all(map(operator.is_, map(_GET_PARAMS, dicts), pdicts))
                 and all(map(operator.is_, map(_GET_CELLS, dicts), cdicts)) and not any(map(_GET_INITED, raw))):
             return params, tuple(map(_GET_TRAINING, dicts))
@@ -320,9 +320,6 @@ def walk_cell_cached(cell) -> tuple[list, tuple]:
         c = stack.pop()
         cells.append(c)
         d = c.__dict__
-        for key in ("_params", "_cells"):
-            if type(d[key]) is not _TrackedDict:
-                d[key] = _TrackedDict(d[key])
         dicts.append(d)
         for ch in reversed(d["_cells"].values()):
             if ch is not None and id(ch) not in seen:
@@ -330,7 +327,7 @@ def walk_cell_cached(cell) -> tuple[list, tuple]:
                 stack.append(ch)
     pdicts = [d["_params"] for d in dicts]
     raw = [p for pd in pdicts for p in pd.values() if p is not None]
-    store[_WALK_KEY] = (_version[0], cells, dicts, pdicts, [d["_cells"] for d in dicts], raw, params)
+    store[_WALK_KEY] = (CellTable.version, cells, dicts, pdicts, [d["_cells"] for d in dicts], raw, params)
     return params, flags
 
 

@@ -16,11 +16,12 @@ once, and the values it wrote are read back as outputs.
 - Each signature (state identity, cells' training flags, input shapes/dtypes, static
   arguments) gets one :class:`_Entry`, traced and compiled once and reused: ``_stats
   ['traces']`` counts traces, i.e. compilations.
-- A donated buffer must belong to sporax alone: the entry remembers the arrays it wrote last
-  time, and any state value that is not one of them (a ``set_data`` from outside, a fresh
-  lazy parameter), or that something else also references (a snapshot taken with
-  ``param.value()``/``clone()`` between steps), is copied to a private buffer before the call.
-  The per-step check is one identity comparison and one reference count per state array.
+- A donated buffer must belong to sporax alone. The arrays a call writes into its state are
+  registered as donatable (``tensor.mark_donatable``); any path that gives one of them a second
+  holder (a snapshot with ``param.value()``/``clone()``, a new Tensor from it, handing it to
+  numpy or jax) unregisters it. A state value that is not registered (a ``set_data`` from
+  outside, a fresh lazy parameter, a shared array) is copied to a private buffer before the
+  call. The per-step check is one identity comparison and one dict lookup per state array.
 
 Inputs: Tensors and arrays (also inside tuples, lists and dicts) are traced; a Parameter
 argument is state (bound and written back like the cell's own); every other argument
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import functools
 import operator
-import sys
 import types
 
 import jax
@@ -44,7 +44,7 @@ from sporax import context as _context
 from sporax.common import _binding, _rng
 from sporax.common._random_state import key_state
 from sporax.common.parameter import Parameter
-from sporax.common.tensor import Tensor
+from sporax.common.tensor import Tensor, is_donatable, mark_donatable
 
 __all__ = ["jit", "run_compiled", "run_cell", "call_cell", "compile_count"]
 
@@ -240,34 +240,6 @@ def _conform(param, value, aval):
 _GET_VALUE = operator.attrgetter("_value")
 
 
-def _refcounts(values: list, nw: int) -> list:
-    """Reference counts of ``values[:nw]`` (the written state), as seen from run_compiled."""
-    return [sys.getrefcount(v) for v in values[:nw]]
-
-
-def _calibrate_refs() -> int:
-    """References to an array held only by its Parameter slot and an entry's bookkeeping
-    (``owned``, ``cached``), counted the way run_compiled counts (interpreter-independent)."""
-
-    class Slot:
-        __slots__ = ("_value",)
-
-    slot = Slot()
-    slot._value = jnp.zeros((1,), jnp.float32)
-    owned = [slot._value]  # noqa: F841 - a reference being counted
-    cached = [slot._value]  # noqa: F841 - a reference being counted
-    values = list(map(_GET_VALUE, [slot]))
-    return _refcounts(values, 1)[0]
-
-
-# Donation safety. A donated buffer is deleted by the call, so it must be referenced by its
-# Parameter alone: a Tensor sharing it (``param.value()``, ``param.clone()``, ``Tensor(param)``
-# taken between steps) would otherwise be invalidated. The reference count of the array is
-# the one reliable signal for that; it only chooses between donating the buffer and donating
-# a private copy of it, never what is computed.
-_EXCLUSIVE_REFS = _calibrate_refs()
-
-
 def _refresh(entry: _Entry):
     """Slow path: materialize state, copy donated buffers sporax does not own alone.
 
@@ -279,15 +251,10 @@ def _refresh(entry: _Entry):
     del values
     nw = len(entry.w_params)
     vals = list(map(_GET_VALUE, entry.order))
-    counts = _refcounts(vals, nw)
-    rv = vals[nw:]
+    wv, rv = vals[:nw], vals[nw:]
     r_ids = {id(v) for v in rv}
-    owned = entry.owned
-    wv = vals[:nw]
-    del vals
     for j, v in enumerate(wv):
-        ours = j < len(owned) and v is owned[j] and counts[j] <= _EXCLUSIVE_REFS
-        if not ours or id(v) in r_ids:
+        if not is_donatable(v) or id(v) in r_ids:
             wv[j] = jnp.array(v, copy=True)
     return wv, rv
 
@@ -304,7 +271,7 @@ def _execute(entry: _Entry, dyn: list):
     """
     # Fast path: the state holds exactly the arrays of the last call, the written ones unshared.
     vals = list(map(_GET_VALUE, entry.order))
-    if all(map(operator.is_, vals, entry.cached)) and max(_refcounts(vals, entry.nw), default=0) <= _EXCLUSIVE_REFS:
+    if all(map(operator.is_, vals, entry.cached)) and all(map(is_donatable, vals[: entry.nw])):
         wv, rv = entry.owned, entry.r_cached
     else:
         del vals
@@ -315,6 +282,7 @@ def _execute(entry: _Entry, dyn: list):
     out, new = entry.jitted(wv, rv, dyn)
     for p, v in zip(entry.w_params, new):
         p._value = v
+    mark_donatable(new)
     entry.owned = new
     entry.r_cached = rv
     entry.cached = new + rv

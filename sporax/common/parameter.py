@@ -15,7 +15,7 @@ import numpy as np
 from sporax.common import _binding
 from sporax.common import dtype as mstype
 from sporax.common._validation import check_bool, check_non_negative_int
-from sporax.common.tensor import Tensor, _cast, _infer_sequence, _readonly, lazy_tensor
+from sporax.common.tensor import Tensor, _cast, _escape, _infer_sequence, _readonly, lazy_tensor
 
 __all__ = ["Parameter", "ParameterTuple"]
 
@@ -100,7 +100,7 @@ class Parameter(Tensor):
                 self._shape = data._shape
                 self._dtype = data._dtype
                 return
-            value = data._value
+            value = _escape(data._value)
         elif isinstance(data, int):
             value = _readonly(np.array(data, np.int32))
         elif isinstance(data, float):

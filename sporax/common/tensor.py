@@ -8,8 +8,10 @@ until ``init_data()`` or the first use of its values (spec §1.3).
 
 from __future__ import annotations
 
+import functools
 import numbers
 import operator
+import weakref
 
 import jax
 import jax.numpy as jnp
@@ -20,9 +22,41 @@ from sporax.common import dtype as mstype
 from sporax.common.dtype import Type
 from sporax.common.initializer import Initializer
 
-__all__ = ["Tensor", "wrap", "unwrap"]
+__all__ = ["Tensor", "wrap", "unwrap", "mark_donatable", "is_donatable"]
 
 _ARRAY_TYPES = (np.ndarray, jax.Array, jax.core.Tracer)
+
+# Device arrays a compiled step may donate (let XLA overwrite in place): the arrays it wrote
+# into its state Parameters, for as long as nothing else holds them. Keyed by id, with a weak
+# reference that drops the entry when the array dies. Every path that gives an array a second
+# holder (a snapshot, a copy, a new Tensor from a Tensor, an op that returns its input,
+# handing it to jax or numpy) calls ``_escape``, so the next compiled call donates a private
+# copy instead and the other holder's data stays valid.
+_donatable: dict[int, weakref.ref] = {}
+
+
+def _forget(key: int, ref: weakref.ref) -> None:
+    if _donatable.get(key) is ref:
+        del _donatable[key]
+
+
+def mark_donatable(arrays) -> None:
+    """Record ``arrays`` (a compiled step's fresh state outputs) as held by their Parameter alone."""
+    for a in arrays:
+        key = id(a)
+        _donatable[key] = weakref.ref(a, functools.partial(_forget, key))
+
+
+def is_donatable(array) -> bool:
+    """True if ``array`` is a compiled step's output that no other Tensor or caller holds."""
+    return id(array) in _donatable
+
+
+def _escape(value):
+    """``value`` is about to get another holder: it may no longer be donated."""
+    if _donatable:
+        _donatable.pop(id(value), None)
+    return value
 
 
 def _readonly(arr: np.ndarray) -> np.ndarray:
@@ -136,7 +170,7 @@ class Tensor:
     def _convert(data, dtype):
         """Array for ``data`` by the dtype inference rules of spec §1.2 (copies host data)."""
         if isinstance(data, Tensor):
-            value = data._materialized()
+            value = _escape(data._materialized())
         elif isinstance(data, np.ndarray):
             if data.dtype == np.object_:
                 raise TypeError("For 'Tensor', a numpy array of object dtype is not supported.")
@@ -168,7 +202,7 @@ class Tensor:
     def _wrap(cls, value) -> Tensor:
         """A Tensor around an existing array, with no copy and no validation (internal)."""
         t = object.__new__(Tensor)
-        t._value = value
+        t._value = _escape(value)
         t._shape = tuple(value.shape)
         t._dtype = mstype.from_numpy(value.dtype)
         t.init = None
@@ -186,13 +220,14 @@ class Tensor:
         """The value as a jax array (or tracer); host data is transferred once and cached."""
         value = self._materialized()
         if isinstance(value, np.ndarray):
-            value = jnp.asarray(value)
+            with jax.ensure_compile_time_eval():  # a concrete array even inside a trace: it is cached
+                value = jnp.asarray(value)
             self._value = value
         return value
 
     def _assign(self, value) -> None:
         """Rebind the stored array (the one write path; shape/dtype follow the array)."""
-        self._value = value
+        self._value = _escape(value)
         self._shape = tuple(value.shape)
         self._dtype = mstype.from_numpy(value.dtype)
 
@@ -285,13 +320,13 @@ class Tensor:
         return self.asnumpy()
 
     def __array__(self, dtype=None, copy=None):
-        arr = np.asarray(self._materialized())
+        arr = np.asarray(_escape(self._materialized()))
         if dtype is not None:
             arr = arr.astype(dtype)
         return arr
 
     def __jax_array__(self):
-        return self._jax()
+        return _escape(self._jax())
 
     def item(self):
         return self.asnumpy().item()

@@ -1,14 +1,16 @@
-"""``sporax.nn`` (``mindspore.nn``): Cell, containers, layers, losses, optimizers, wrappers."""
+"""``sporax.nn`` (``mindspore.nn``): Cell, containers, layers, losses, optimizers, wrappers, metrics."""
 
-from sporax.nn import layer, loss, optim
+from sporax.nn import layer, loss, optim, wrap
 from sporax.nn.cell import Cell
 from sporax.nn.container import CellList, SequentialCell
 from sporax.nn.layer import *  # noqa: F403
 from sporax.nn.loss import *  # noqa: F403
 from sporax.nn.optim import *  # noqa: F403
 from sporax.nn.optim.dynamic_lr import *  # noqa: F403
+from sporax.nn.wrap import *  # noqa: F403
+from sporax.train.metrics import Accuracy, Loss, Metric
 
-__all__ = ["Cell", "CellList", "SequentialCell", *layer.__all__, *loss.__all__, *optim.__all__,
-           *optim.dynamic_lr.__all__]
-from sporax.nn.wrap import ForwardValueAndGrad, TrainOneStepCell, WithEvalCell, WithLossCell  # noqa: E402,F401
-from sporax.train.metrics import Accuracy, Loss, Metric  # noqa: E402,F401
+__all__ = [
+    "Cell", "CellList", "SequentialCell", *layer.__all__, *loss.__all__, *optim.__all__,
+    *optim.dynamic_lr.__all__, *wrap.__all__, "Accuracy", "Loss", "Metric",
+]

@@ -11,6 +11,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterator
 
+from sporax.common._binding import CellTable
 from sporax.common._validation import check_bool, check_non_negative_int
 from sporax.common.parameter import DEFAULT_NAME, Parameter, ParameterTuple
 from sporax.common.tensor import Tensor
@@ -25,8 +26,8 @@ class Cell:
 
     def __init__(self, auto_prefix: bool = True, flags: dict | None = None) -> None:
         d = self.__dict__
-        d["_params"] = OrderedDict()
-        d["_cells"] = OrderedDict()
+        d["_params"] = CellTable()
+        d["_cells"] = CellTable()
         d["_id"] = 1
         d["exist_names"] = set()
         d["exist_objs"] = set()

@@ -1,7 +1,7 @@
 """Training wrappers: ``WithLossCell``, ``WithEvalCell``, ``TrainOneStepCell``, ``ForwardValueAndGrad``.
 
 ``TrainOneStepCell`` is the whole train step as one Cell: forward, backward (one pass, through
-:func:`sporax.ops.grad._differentiate`), gradient reduction and ``optimizer(grads)``. The
+:func:`sporax.ops.composite._differentiate`), gradient reduction and ``optimizer(grads)``. The
 optimizer writes the new parameter and state values with ``Parameter.set_data``; in
 GRAPH_MODE the step runs compiled (``Cell.__call__`` -> :func:`sporax.common.api.run_cell`)
 and those writes are carried out of ``jax.jit`` by the state binding, with the buffers
@@ -120,7 +120,7 @@ class TrainOneStepCell(Cell):
         self.reducer_flag = self.grad_reducer is not None
 
     def construct(self, *inputs):
-        from sporax.ops.grad import _differentiate
+        from sporax.ops.composite import _differentiate
 
         sens = None if self.sens is None or self.sens == 1.0 else self.sens
         loss, _, grads = _differentiate(self.network, inputs, {}, (), list(self.weights), sens, False)
@@ -152,7 +152,7 @@ class ForwardValueAndGrad(Cell):
         self.weights = tuple(weights) if weights is not None else ()
 
     def construct(self, *inputs):
-        from sporax.ops.grad import _differentiate
+        from sporax.ops.composite import _differentiate
 
         sens = None
         if self.sens_param:

@@ -1,5 +1,9 @@
-"""``sporax.train`` (``mindspore.train``): checkpoints (and, later, Model and callbacks)."""
+"""``sporax.train`` (``mindspore.train``): checkpoints, Model, callbacks and metrics."""
 
+from sporax.train import callback, metrics, serialization
+from sporax.train.callback import Callback, LossMonitor, ProgressBar, RunContext, TimeMonitor
+from sporax.train.metrics import Accuracy, Loss, Metric
+from sporax.train.model import Model
 from sporax.train.serialization import (
     async_ckpt_thread_status,
     load_checkpoint,
@@ -8,8 +12,8 @@ from sporax.train.serialization import (
     save_checkpoint,
 )
 
-__all__ = ["save_checkpoint", "load_checkpoint", "load_param_into_net", "merge_checkpoints", "async_ckpt_thread_status"]
-from sporax.train import callback, metrics  # noqa: E402,F401
-from sporax.train.callback import Callback, LossMonitor, ProgressBar, RunContext, TimeMonitor  # noqa: E402,F401
-from sporax.train.metrics import Accuracy, Loss, Metric  # noqa: E402,F401
-from sporax.train.model import Model  # noqa: E402,F401
+__all__ = [
+    "save_checkpoint", "load_checkpoint", "load_param_into_net", "merge_checkpoints", "async_ckpt_thread_status",
+    "Model", "Callback", "LossMonitor", "ProgressBar", "RunContext", "TimeMonitor", "Accuracy", "Loss", "Metric",
+    "callback", "metrics", "serialization",
+]

@@ -1,5 +1,6 @@
 """jit / GRAPH_MODE: state threading, compile once per signature, donation safety, errors."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -243,6 +244,26 @@ def test_snapshots_survive_buffer_donation():
     for snap in (value, clone, wrapped):
         assert np.allclose(snap.asnumpy(), [1.0, 1.0])
     assert np.allclose(net.total.asnumpy(), [3.0, 3.0])
+    # an op that hands back its input, a copy, and a jax array taken from the parameter
+    same = ms.ops.cast(net.total, ms.float32)
+    copied, as_jax = net.total.copy(), jnp.asarray(net.total)
+    net(x)
+    for snap in (same, copied):
+        assert np.allclose(snap.asnumpy(), [3.0, 3.0])
+    assert np.allclose(np.asarray(as_jax), [3.0, 3.0])
+    assert np.allclose(net.total.asnumpy(), [4.0, 4.0])
+
+
+def test_unshared_state_is_donated_without_copies():
+    from sporax.common.tensor import is_donatable
+
+    ms.set_context(mode=ms.GRAPH_MODE)
+    net = Accumulate()
+    x = Tensor(np.array([1.0, 1.0], np.float32))
+    net(x)
+    assert is_donatable(net.total._value)  # the step's own output, held by the parameter alone
+    net.total.value()
+    assert not is_donatable(net.total._value)  # shared now: the next step donates a copy
 
 
 def test_parameter_argument_is_state():

@@ -8,7 +8,6 @@ until ``init_data()`` or the first use of its values (spec §1.3).
 
 from __future__ import annotations
 
-import functools
 import numbers
 import operator
 import weakref
@@ -27,29 +26,31 @@ __all__ = ["Tensor", "wrap", "unwrap", "mark_donatable", "is_donatable"]
 _ARRAY_TYPES = (np.ndarray, jax.Array, jax.core.Tracer)
 
 # Device arrays a compiled step may donate (let XLA overwrite in place): the arrays it wrote
-# into its state Parameters, for as long as nothing else holds them. Keyed by id, with a weak
-# reference that drops the entry when the array dies. Every path that gives an array a second
+# into its state Parameters, for as long as nothing else holds them. Keyed by id, holding a
+# weak reference that is checked on lookup (a dead array, or a new one reusing its id, is
+# never donatable); dead entries are purged in bulk. Every path that gives an array a second
 # holder (a snapshot, a copy, a new Tensor from a Tensor, an op that returns its input,
 # handing it to jax or numpy) calls ``_escape``, so the next compiled call donates a private
 # copy instead and the other holder's data stays valid.
 _donatable: dict[int, weakref.ref] = {}
-
-
-def _forget(key: int, ref: weakref.ref) -> None:
-    if _donatable.get(key) is ref:
-        del _donatable[key]
+_purge_at = [1024]
 
 
 def mark_donatable(arrays) -> None:
     """Record ``arrays`` (a compiled step's fresh state outputs) as held by their Parameter alone."""
+    ref = weakref.ref
     for a in arrays:
-        key = id(a)
-        _donatable[key] = weakref.ref(a, functools.partial(_forget, key))
+        _donatable[id(a)] = ref(a)
+    if len(_donatable) > _purge_at[0]:
+        for key in [k for k, r in _donatable.items() if r() is None]:
+            del _donatable[key]
+        _purge_at[0] = max(1024, 2 * len(_donatable))
 
 
 def is_donatable(array) -> bool:
     """True if ``array`` is a compiled step's output that no other Tensor or caller holds."""
-    return id(array) in _donatable
+    r = _donatable.get(id(array))
+    return r is not None and r() is array
 
 
 def _escape(value):

@@ -6,7 +6,7 @@ Run with sporax standing in for MindSpore:
 
 Nothing here is sporax-specific: ``import mindspore`` resolves to sporax. The data set
 (8x8 images of handwritten digits, 1797 samples) ships inside scikit-learn, so no download
-is needed. Expect about 97% test accuracy in a few seconds.
+is needed. It reaches well over 95% test accuracy (99.2% here) in a few seconds.
 """
 
 import os

@@ -118,16 +118,13 @@ def _split_args(args: tuple, kwargs: dict) -> tuple:
 def _rebuild_args(template, treedef, dyn: list):
     if template is None:  # the all-Tensor fast path of _split_args
         return tuple(Tensor._wrap(v) for v in dyn), {}
+    return treedef.unflatten(_fill(template, dyn))
+
+
+def _fill(kinds: list, dyn: list) -> list:
+    """Leaves from their kinds: arrays from ``dyn`` in order (Tensors wrapped), statics as recorded."""
     it = iter(dyn)
-    leaves = []
-    for kind in template:
-        if kind is _T:
-            leaves.append(Tensor._wrap(next(it)))
-        elif kind is _A:
-            leaves.append(next(it))
-        else:
-            leaves.append(kind[1])
-    return treedef.unflatten(leaves)
+    return [Tensor._wrap(next(it)) if k is _T else next(it) if k is _A else k[1] for k in kinds]
 
 
 def _split_out(out) -> tuple:
@@ -148,16 +145,7 @@ def _split_out(out) -> tuple:
 def _rebuild_out(entry: _Entry, dyn: list):
     if entry.single_tensor:
         return Tensor._wrap(dyn[0])
-    it = iter(dyn)
-    leaves = []
-    for kind in entry.out_kinds:
-        if kind is _T:
-            leaves.append(Tensor._wrap(next(it)))
-        elif kind is _A:
-            leaves.append(next(it))
-        else:
-            leaves.append(kind[1])
-    return entry.out_tree.unflatten(leaves)
+    return entry.out_tree.unflatten(_fill(entry.out_kinds, dyn))
 
 
 # ---------------------------------------------------------------------------------- building

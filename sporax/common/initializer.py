@@ -588,6 +588,8 @@ _ALIASES = {
 
 
 def _normalize_shape(shape) -> tuple:
+    if type(shape) in (list, tuple) and all(type(n) is int and n > 0 for n in shape):
+        return tuple(shape)  # the common case, without the slower abstract-type checks below
     if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
         shape = (shape,)
     if not isinstance(shape, (list, tuple)):

@@ -29,6 +29,13 @@ from sporax.common.api import jit
 from sporax.ops.composite import grad, value_and_grad
 from sporax.train import (
     Callback,
+    CheckpointConfig,
+    EarlyStopping,
+    History,
+    LambdaCallback,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    SummaryCollector,
     LossMonitor,
     Model,
     RunContext,
@@ -46,6 +53,7 @@ __all__ = [
     "GRAPH_MODE", "PYNATIVE_MODE", "ParallelMode", "set_context", "get_context",
     "set_auto_parallel_context", "get_auto_parallel_context", "reset_auto_parallel_context",
     "set_ps_context", "get_ps_context", "jit", "grad", "value_and_grad", "Model", "Callback", "LossMonitor",
-    "RunContext", "TimeMonitor", "save_checkpoint", "load_checkpoint", "load_param_into_net", "train", "parallel",
+    "RunContext", "TimeMonitor", "CheckpointConfig", "ModelCheckpoint", "EarlyStopping", "History", "LambdaCallback",
+    "ReduceLROnPlateau", "SummaryCollector", "save_checkpoint", "load_checkpoint", "load_param_into_net", "train", "parallel",
     *dtype.__all__,
 ]

@@ -1,6 +1,8 @@
 """``sporax.train`` (``mindspore.train``): checkpoints, Model, callbacks and metrics."""
 
 from sporax.train import callback, metrics, serialization
+from sporax.train._ckpt_callback import CheckpointConfig, ModelCheckpoint
+from sporax.train._monitor_callbacks import EarlyStopping, History, LambdaCallback, ReduceLROnPlateau, SummaryCollector
 from sporax.train.callback import Callback, LossMonitor, ProgressBar, RunContext, TimeMonitor
 from sporax.train.metrics import Accuracy, Loss, Metric
 from sporax.train.model import Model
@@ -16,4 +18,6 @@ __all__ = [
     "save_checkpoint", "load_checkpoint", "load_param_into_net", "merge_checkpoints", "async_ckpt_thread_status",
     "Model", "Callback", "LossMonitor", "ProgressBar", "RunContext", "TimeMonitor", "Accuracy", "Loss", "Metric",
     "callback", "metrics", "serialization",
+    "CheckpointConfig", "ModelCheckpoint", "EarlyStopping", "History", "LambdaCallback", "ReduceLROnPlateau",
+    "SummaryCollector",
 ]

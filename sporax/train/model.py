@@ -28,6 +28,11 @@ from sporax.train.metrics import Loss, get_metrics
 
 __all__ = ["Model"]
 
+# sporax's own callbacks, left out of the eval hooks inside fit (as MindSpore does for its own)
+# (TimeMonitor is kept, as in MindSpore).
+_BUILTIN_CALLBACKS = ("ModelCheckpoint", "EarlyStopping", "ReduceLROnPlateau", "History", "LambdaCallback",
+                      "LossMonitor", "ProgressBar", "SummaryCollector")
+
 
 def _to_tensor(x):
     if isinstance(x, Tensor):
@@ -98,6 +103,7 @@ class Model:
         if eval_network is not None and not isinstance(eval_network, Cell):
             raise TypeError(msg("Model", "eval_network", "a Cell", type(eval_network).__name__))
         self._kwargs = kwargs
+        self._loss_scale_manager = kwargs.get("loss_scale_manager")
         self._train_network = self._build_train_network()
         self._eval_network = eval_network
         self._eval_indexes = eval_indexes
@@ -147,14 +153,53 @@ class Model:
         ``dataset_sink_mode=True`` is accepted with a warning; steps always run one batch per
         call (in GRAPH_MODE each call is the compiled step).
         """
-        check_positive_int(epoch, "epoch", "Model.train")
-        if check_bool(dataset_sink_mode, "dataset_sink_mode", "Model.train"):
-            warnings.warn("Model.train(dataset_sink_mode=True): sporax feeds one batch per step call; "
-                          "each step is still one compiled call in GRAPH_MODE.", stacklevel=2)
+        self._check_train_args("Model.train", epoch, dataset_sink_mode, initial_epoch)
+        self._train(epoch, train_dataset, callbacks, dataset_sink_mode, sink_size, initial_epoch, None)
+
+    def fit(
+        self,
+        epoch: int,
+        train_dataset,
+        valid_dataset=None,
+        valid_frequency=1,
+        callbacks=None,
+        dataset_sink_mode: bool = False,
+        valid_dataset_sink_mode: bool = False,
+        sink_size: int = -1,
+        initial_epoch: int = 0,
+    ) -> None:
+        """Train as :meth:`train`, evaluating on ``valid_dataset`` after every ``valid_frequency``-th epoch.
+
+        ``valid_frequency`` is an int (every N epochs) or a list of epoch numbers. After each
+        validation ``cb_params.metrics`` holds the metrics and ``cb_params.eval_results`` the
+        metrics plus ``eval_loss`` (what ``EarlyStopping``/``ReduceLROnPlateau`` monitor); the
+        user's callbacks (not the built-in ones other than ``TimeMonitor``) also see the eval hooks.
+        """
+        self._check_train_args("Model.fit", epoch, dataset_sink_mode, initial_epoch)
+        check_bool(valid_dataset_sink_mode, "valid_dataset_sink_mode", "Model.fit")
+        if isinstance(valid_frequency, bool) or not isinstance(valid_frequency, (int, list)):
+            raise TypeError(msg("Model.fit", "valid_frequency", "an int or a list of ints", valid_frequency))
+        if isinstance(valid_frequency, int) and valid_frequency <= 0:
+            raise ValueError(msg("Model.fit", "valid_frequency", "a positive int", valid_frequency))
+        if valid_dataset is not None and not self._metric_fns:
+            raise ValueError("For 'Model.fit', if valid_dataset is not None, the model argument 'metrics' can not be "
+                             "None or empty, you should set the argument 'metrics' for model.")
+        if valid_dataset is not None and self._eval_network is None:
+            raise ValueError("For 'Model.fit', 'loss_fn' or 'eval_network' must be given to Model to validate.")
+        valid = (valid_dataset, valid_frequency) if valid_dataset is not None else None
+        self._train(epoch, train_dataset, callbacks, dataset_sink_mode, sink_size, initial_epoch, valid)
+
+    def _check_train_args(self, where: str, epoch, dataset_sink_mode, initial_epoch) -> None:
+        check_positive_int(epoch, "epoch", where)
+        if check_bool(dataset_sink_mode, "dataset_sink_mode", where):
+            warnings.warn(f"{where}(dataset_sink_mode=True): sporax feeds one batch per step call; "
+                          "each step is still one compiled call in GRAPH_MODE.", stacklevel=3)
         if not isinstance(initial_epoch, int) or isinstance(initial_epoch, bool) or not 0 <= initial_epoch < epoch:
-            raise ValueError(msg("Model.train", "initial_epoch", f"an int in [0, {epoch})", initial_epoch))
+            raise ValueError(msg(where, "initial_epoch", f"an int in [0, {epoch})", initial_epoch))
         if self._optimizer is None and self._loss_fn is not None:
-            raise ValueError("For 'Model.train', 'optimizer' should be given when 'loss_fn' is given.")
+            raise ValueError(f"For '{where}', 'optimizer' should be given when 'loss_fn' is given.")
+
+    def _train(self, epoch, train_dataset, callbacks, dataset_sink_mode, sink_size, initial_epoch, valid) -> None:
         from sporax import context
 
         net = self._train_network
@@ -177,7 +222,10 @@ class Model:
             parallel_mode=context.get_auto_parallel_context("parallel_mode"),
             device_number=context.get_auto_parallel_context("device_num"),
             sink_size=sink_size,
+            loss_scale_manager=self._loss_scale_manager,
         )
+        lsm = self._loss_scale_manager
+        update_scale = lsm is not None and lsm.get_drop_overflow_update()
         run_context = RunContext(cb_params)
         cbs.on_train_begin(run_context)
         for ep in range(initial_epoch, epoch):
@@ -187,7 +235,10 @@ class Model:
             for batch in _batches(train_dataset):
                 cb_params.train_dataset_element = batch
                 cbs.on_train_step_begin(run_context)
-                cb_params.net_outputs = net(*batch)
+                outputs = net(*batch)
+                cb_params.net_outputs = outputs
+                if update_scale:  # (loss, overflow, scale) of a loss-scale cell: keep the manager in step
+                    lsm.update_loss_scale(bool(np.all(outputs[1].asnumpy())))
                 steps += 1
                 cb_params.cur_step_num += 1
                 if not cb_params.batch_num:
@@ -197,10 +248,32 @@ class Model:
                     break
             if not cb_params.batch_num and steps:
                 cb_params.batch_num = steps
+            if valid is not None and self._should_eval(cb_params.cur_epoch_num, valid[1]):
+                self._eval_in_fit(valid[0], cbs, cb_params)
+                net.set_train(True)
             cbs.on_train_epoch_end(run_context)
+            cb_params.pop("metrics", None)
+            cb_params.pop("eval_results", None)
             if run_context.get_stop_requested():
                 break
         cbs.on_train_end(run_context)
+
+    @staticmethod
+    def _should_eval(epoch: int, frequency) -> bool:
+        return epoch % frequency == 0 if isinstance(frequency, int) else epoch in frequency
+
+    def _eval_in_fit(self, valid_dataset, cbs: CallbackManager, cb_params) -> None:
+        """Validate inside ``fit``, on the training ``cb_params`` (restored afterwards)."""
+        eval_cbs = CallbackManager([cb for cb in cbs._callbacks if type(cb).__name__ not in _BUILTIN_CALLBACKS])
+        saved = {k: cb_params[k] for k in ("cur_step_num", "batch_num", "mode", "net_outputs", "dataset_sink_mode")}
+        cb_params.eval_network = self._eval_network
+        cb_params.valid_dataset = valid_dataset
+        cb_params.batch_num = _batch_num(valid_dataset)
+        cb_params.mode = "eval"
+        cb_params.cur_step_num = 0
+        metrics, eval_loss = self._eval_loop(valid_dataset, eval_cbs, cb_params)
+        cb_params.eval_results = dict(metrics, eval_loss=eval_loss)
+        cb_params.update(saved)
 
     # ------------------------------------------------------------------ eval / predict
     def eval(self, valid_dataset, callbacks=None, dataset_sink_mode: bool = False) -> dict:
@@ -209,13 +282,9 @@ class Model:
             raise ValueError("For 'Model.eval', 'loss_fn' or 'eval_network' must be given to Model to evaluate.")
         if not self._metric_fns:
             raise ValueError("For 'Model.eval', the model argument 'metrics' can not be None or empty.")
-        net = self._eval_network
-        net.set_train(False)
-        for m in self._metric_fns.values():
-            m.clear()
         cbs = CallbackManager(callbacks)
         cb_params = InternalCallbackParam(
-            eval_network=net,
+            eval_network=self._eval_network,
             network=self._network,
             valid_dataset=valid_dataset,
             metrics=self._metric_fns,
@@ -228,15 +297,28 @@ class Model:
             dataset_sink_mode=dataset_sink_mode,
             list_callback=cbs,
         )
+        return self._eval_loop(valid_dataset, cbs, cb_params)[0]
+
+    def _eval_loop(self, valid_dataset, cbs: CallbackManager, cb_params) -> tuple[dict, float | None]:
+        """One pass of the eval network: (metrics, mean loss over the batches or None)."""
+        net = self._eval_network
+        net.set_train(False)
+        for m in self._metric_fns.values():
+            m.clear()
+        eval_loss = Loss()
+        loss_index = self._eval_indexes[0] if self._eval_indexes is not None else None
         run_context = RunContext(cb_params)
         cbs.on_eval_begin(run_context)
         cbs.on_eval_epoch_begin(run_context)
         for batch in _batches(valid_dataset):
+            cb_params.eval_dataset_element = batch
             cbs.on_eval_step_begin(run_context)
             outputs = net(*batch)
             cb_params.net_outputs = outputs
             cb_params.cur_step_num += 1
             self._update_metrics(outputs)
+            if loss_index is not None and isinstance(outputs, tuple):
+                eval_loss.update(outputs[loss_index])
             cbs.on_eval_step_end(run_context)
             if run_context.get_stop_requested():
                 break
@@ -244,7 +326,7 @@ class Model:
         cb_params.metrics = result
         cbs.on_eval_epoch_end(run_context)
         cbs.on_eval_end(run_context)
-        return result
+        return result, (eval_loss.eval() if eval_loss._total_num else None)
 
     def _update_metrics(self, outputs) -> None:
         if not isinstance(outputs, tuple):

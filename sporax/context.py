@@ -118,7 +118,7 @@ def set_context(**kwargs) -> None:
     updates = {}
     for key, value in kwargs.items():
         if key == "mode":
-            if value not in (GRAPH_MODE, PYNATIVE_MODE) or isinstance(value, bool):
+            if type(value) is not int or value not in (GRAPH_MODE, PYNATIVE_MODE):
                 raise ValueError(msg("set_context", "mode", "GRAPH_MODE (0) or PYNATIVE_MODE (1)", value))
             updates[key] = value
         elif key == "device_target":

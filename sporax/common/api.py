@@ -28,12 +28,19 @@ argument is state (bound and written back like the cell's own); every other argu
 (Python numbers, strings, Cells) is static, part of the signature. Outputs: Tensors
 and arrays (also nested in tuples, lists and dicts) come back as Tensors and arrays; other
 Python values returned by the traced code come back as they were at trace time.
+
+Threads: compiled calls are safe to make from several threads (two threads may train one
+network). They run one at a time: a process-wide reentrant lock is held from the signature
+lookup to the dispatch of the compiled computation, because the donation fast path, the
+per-signature caches and the Parameter bindings of a trace are shared. The computations
+themselves still run asynchronously on the device.
 """
 
 from __future__ import annotations
 
 import functools
 import operator
+import threading
 import types
 
 import jax
@@ -56,6 +63,8 @@ _stats = {"traces": 0}
 _T, _A, _S = 0, 1, 2  # leaf kinds: Tensor, raw array, static Python value
 _NOTHING = object()
 _ARRAYS = (np.ndarray, jax.Array)
+# Held by every compiled call (see the module docstring); reentrant for the nested calls of a trace.
+_exec_lock = threading.RLock()
 
 
 def compile_count() -> int:
@@ -284,6 +293,11 @@ def run_compiled(cache: dict, fn, state: list, args: tuple, kwargs: dict, extra_
     ``extra_key`` adds what jax cannot see (the training flags of the cells involved);
     ``readonly`` drops the state writes (the caller performs them itself).
     """
+    with _exec_lock:
+        return _run_compiled(cache, fn, state, args, kwargs, extra_key, readonly)
+
+
+def _run_compiled(cache: dict, fn, state: list, args: tuple, kwargs: dict, extra_key, readonly: bool):
     if key_state._counter_token is not _rng._counter:  # set_seed was called: restart the key
         key_state._seed_now()
     state_in = state
@@ -302,7 +316,7 @@ def run_compiled(cache: dict, fn, state: list, args: tuple, kwargs: dict, extra_
     if out is _RETRACE:  # a state shape/dtype changed (set_data(slice_shape=True)): trace again
         del cache[key]
         cache.pop(_LAST, None)
-        return run_compiled(cache, fn, state_in, args, kwargs, extra_key, readonly)
+        return _run_compiled(cache, fn, state_in, args, kwargs, extra_key, readonly)
     return out
 
 
@@ -314,6 +328,11 @@ def run_cell(cell, args: tuple, kwargs: dict):
     the training flags of all cells are part of the signature. A call with the same
     parameter list, flags and input signature as the previous one skips the cache lookup.
     """
+    with _exec_lock:
+        return _run_cell(cell, args, kwargs)
+
+
+def _run_cell(cell, args: tuple, kwargs: dict):
     params, training = _binding.walk_cell_cached(cell)
     cache = cell.__dict__["_jit_cache"]
     last = cache.get(_LAST)
@@ -329,8 +348,10 @@ def run_cell(cell, args: tuple, kwargs: dict):
 
 def call_cell(cell, args: tuple, kwargs: dict):
     """``Cell.__call__``: compiled in GRAPH_MODE outside any trace, ``construct`` otherwise."""
-    if _context._state.execution.mode == _GRAPH_MODE and not _binding._frames:
-        return run_cell(cell, args, kwargs)
+    if _context._state.execution.mode == _GRAPH_MODE:
+        with _exec_lock:  # another thread's trace binds Parameters to its tracers: wait for it
+            if not _binding._frames:
+                return _run_cell(cell, args, kwargs)
     return cell.construct(*args, **kwargs)
 
 
@@ -352,13 +373,17 @@ class _JitFunction:
         return (self.fn,)
 
     def __call__(self, *args, **kwargs):
-        if _binding._frames:  # already inside a compiled or differentiated call: just run
-            return self.fn(*args, **kwargs)
+        with _exec_lock:
+            if not _binding._frames:
+                return self._compiled(args, kwargs)
+        return self.fn(*args, **kwargs)  # already inside a compiled or differentiated call: just run
+
+    def _compiled(self, args: tuple, kwargs: dict):
         params, cells = _binding.discover_with_cells(self.fn, args, kwargs)
         owner = args[0] if args and _binding._is_cell(args[0]) else None
         cache = owner.__dict__["_jit_cache"].setdefault(("jit", id(self)), {}) if owner is not None else self._cache
         training = tuple(_binding.walk_cell_cached(c)[1] for c in cells)
-        return run_compiled(cache, self.fn, params, args, kwargs, training)
+        return _run_compiled(cache, self.fn, params, args, kwargs, training, False)
 
 
 def jit(function=None, *args, **options):

@@ -14,7 +14,7 @@ import numpy as np
 
 from sporax.common import _binding
 from sporax.common import dtype as mstype
-from sporax.common._validation import check_bool, check_non_negative_int
+from sporax.common._validation import check_bool, check_non_negative_int, msg
 from sporax.common.tensor import Tensor, _cast, _escape, _infer_sequence, _readonly, lazy_tensor
 
 __all__ = ["Parameter", "ParameterTuple"]
@@ -60,7 +60,7 @@ class Parameter(Tensor):
         "_cache_shape",
         "_key",
         "_inited_param",
-        "sliced",
+        "_sliced",
         "unique",
         "is_init",
         "init_mode",
@@ -216,6 +216,15 @@ class Parameter(Tensor):
         self._key = value
 
     @property
+    def sliced(self) -> bool:
+        """Whether this parameter holds only its rank's slice of the full tensor."""
+        return self._sliced
+
+    @sliced.setter
+    def sliced(self, value) -> None:
+        self._sliced = check_bool(value, "sliced", "Parameter")
+
+    @property
     def inited_param(self):
         return self._inited_param
 
@@ -244,6 +253,7 @@ class Parameter(Tensor):
         uniform_split, opt_shard_group])`` tuple: only this rank's slice is materialized (the
         exact window of the full tensor). ``rank`` defaults to ``communication.get_rank()``.
         """
+        check_bool(set_sliced, "set_sliced", "Parameter.init_data")
         if self.is_default_input_init and self.is_in_parallel != _in_semi_or_auto_parallel():
             raise RuntimeError(
                 "Must set or change parallel mode before any Initializer is created: parameter "
@@ -266,7 +276,13 @@ class Parameter(Tensor):
         if layout is None:
             self._materialize_window(self._shape, (0,) * len(self._shape), self._shape)
         else:
-            offsets, sizes = self._layout_window(layout, rank)
+            try:
+                offsets, sizes = self._layout_window(layout, rank)
+            except (TypeError, ValueError) as e:
+                raise type(e)(
+                    f"For 'Parameter.init_data', the 'layout' {layout!r} does not fit parameter "
+                    f"'{self._name}' of shape {self._shape}: {e}"
+                ) from None
             self._materialize_window(self._shape, offsets, sizes)
         self.sliced = set_sliced
         return self
@@ -321,13 +337,20 @@ class Parameter(Tensor):
 
     def set_data(self, data, slice_shape=False) -> Parameter:
         """Replace the parameter's data, keeping its identity and dtype (spec §2.5)."""
+        check_bool(slice_shape, "slice_shape", "Parameter.set_data")
         if isinstance(data, (int, float)) and not isinstance(data, Tensor):
             if self._dtype in mstype.int_type and isinstance(data, float):
                 raise TypeError(
                     "Incoming Parameter dtype can not be converted to current dtype implicitly. "
                     f"Current dtype is {self._dtype}, and incoming is a float: {data!r}."
                 )
-            data = Tensor._wrap(_readonly(np.array(data, self._dtype.np_dtype)))
+            try:
+                value = np.array(data, self._dtype.np_dtype)
+            except (OverflowError, ValueError):
+                raise ValueError(
+                    msg("Parameter.set_data", "data", f"a number that fits the parameter's dtype {self._dtype}", data)
+                ) from None
+            data = Tensor._wrap(_readonly(value))
         elif not isinstance(data, Tensor):
             raise TypeError(
                 "For 'Parameter.set_data', the 'data' should be a Tensor, int or float, "
@@ -456,19 +479,24 @@ class ParameterTuple(tuple):
     """A tuple of Parameters with unique names (spec §5); optimizers clone their state from it."""
 
     def __new__(cls, iterable) -> ParameterTuple:
-        data = tuple(iterable)
+        try:
+            data = tuple(iterable)
+        except TypeError:
+            raise TypeError(msg("ParameterTuple", "iterable", "an iterable of Parameters", iterable)) from None
         seen_ids: set[int] = set()
         names: set[str] = set()
         for x in data:
             if not isinstance(x, Parameter):
                 raise TypeError(
-                    f"ParameterTuple input should be 'Parameter' collection, but got a {type(x).__name__}: {x!r}."
+                    "For 'ParameterTuple', the 'iterable' should hold only Parameters (ParameterTuple input should be 'Parameter' collection), "
+                    f"but got a {type(x).__name__}: {x!r}."
                 )
             if id(x) in seen_ids:
                 continue
             if x.name in names:
                 raise ValueError(
-                    f"The value {x} , its name '{x.name}' already exists. Please set a unique name for the parameter."
+                    f"For 'ParameterTuple', the 'iterable' should hold Parameters with unique names: the value {x} , "
+                    f"its name '{x.name}' already exists. Please set a unique name for the parameter."
                 )
             seen_ids.add(id(x))
             names.add(x.name)

@@ -8,17 +8,22 @@ writer reaches it, so at most one tensor (or one window of a lazy one) is in mem
 from __future__ import annotations
 
 import ctypes
+import errno
+import fcntl
 import os
+import re
+import secrets
+import stat
 import sys
-import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from sporax.common import dtype as mstype
-from sporax.common.tensor import Tensor
+from sporax.common.tensor import Tensor, _escape
 from sporax.train import _ckpt_format as ckf
 from sporax.train import _safetensors_io as stio
 
@@ -29,6 +34,7 @@ __all__ = [
     "write_items",
     "open_checkpoint",
     "atomic_write",
+    "temp_files",
     "merge_checkpoints",
 ]
 
@@ -74,7 +80,7 @@ def tensor_item(name: str, t: Tensor, layout: dict | None = None, window=None) -
     if t.init is not None:
         init, seed, dtype = t.init, t._seed, t.dtype
         return Item(name, sizes, dtype.name, lambda: lazy_chunks(init, seed, dtype, full, offsets, sizes), layout)
-    value = t._value
+    value = _escape(t._value)  # held by the writer now: a compiled step must not donate it
     index = tuple(slice(o, o + n) for o, n in zip(offsets, sizes))
     return Item(name, sizes, t.dtype.name, lambda: [np.asarray(value if window is None else value[index])], layout)
 
@@ -172,31 +178,148 @@ def _umask() -> int:
     return 0o022
 
 
+# Temporary files are ``.NAME.PID.XXXXXXXX.tmp`` (PID of the writer, 8 random characters),
+# flock-ed by their writer from creation until they are renamed; the lock dies with the process.
+_TMP_RE = r"\.{}\.(?:(\d+)\.)?[A-Za-z0-9_]{{8}}\.tmp"
+_TMP_GRACE_S = 60.0  # an unlocked temp file of a live pid younger than this may be being created
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def _is_stale(tmp: str, pid: int | None) -> bool:
+    """True if no live writer holds ``tmp``: its lock is free and its writer is dead (or it
+    has been untouched for a minute, e.g. a dead writer whose pid was reused)."""
+    try:
+        fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # a live writer holds it
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        if pid is None or pid == os.getpid() or _pid_alive(pid):
+            return time.time() - os.fstat(fd).st_mtime > _TMP_GRACE_S
+        return True
+    finally:
+        os.close(fd)
+
+
+def temp_files(path: str) -> list[tuple[str, int, bool]]:
+    """``(temp file, size in bytes, stale)`` for every temporary file of a save to ``path``
+    found beside it; ``stale`` means its writer is gone (killed mid-save)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    pattern = re.compile(_TMP_RE.format(re.escape(os.path.basename(path))))
+    found = []
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    for name in names:
+        m = pattern.fullmatch(name)
+        if m is None:
+            continue
+        full = os.path.join(directory, name)
+        try:
+            size = os.lstat(full).st_size
+        except OSError:
+            continue
+        found.append((full, size, _is_stale(full, int(m.group(1)) if m.group(1) else None)))
+    return found
+
+
+def remove_stale_temp_files(path: str) -> list[str]:
+    """Delete the temporary files that dead writers left beside ``path``; return their names."""
+    removed = []
+    for tmp, _, stale in temp_files(path):
+        if stale:
+            try:
+                os.unlink(tmp)
+                removed.append(tmp)
+            except OSError:
+                pass
+    return removed
+
+
+def _make_temp(directory: str, base: str) -> tuple[int, str]:
+    """Create and lock a fresh temporary file (mode 0600, as ``mkstemp``)."""
+    for _ in range(100):
+        suffix = secrets.token_hex(4)
+        tmp = os.path.join(directory, f".{base}.{os.getpid()}.{suffix}.tmp")
+        try:
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o600)
+        except FileExistsError:
+            continue
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd, tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", os.path.join(directory, f".{base}.*.tmp"))
+
+
+def _save_error(path: str, e: OSError) -> OSError:
+    """``e`` restated for the checkpoint ``path`` (same errno, hence the same OSError subclass)."""
+    what = e.strerror or str(e)
+    if e.filename is not None and os.fspath(e.filename) != path:
+        what += f" (at {os.fspath(e.filename)!r})"
+    return OSError(e.errno, f"Saving the checkpoint failed: {what}", path)
+
+
 def atomic_write(path: str, write: Callable) -> None:
     """Run ``write(f)`` on a hidden temporary file next to ``path``, fsync it, rename it over
     ``path`` and fsync the directory. On any error (or a kill) ``path`` keeps its old content;
-    the temporary name starts with '.' and ends with '.tmp', so it is never taken for a checkpoint."""
+    the temporary name starts with '.' and ends with '.tmp', so it is never taken for a checkpoint.
+
+    Temporary files that killed writers left beside ``path`` are removed first (never one a
+    live writer holds). An existing ``path`` keeps its permission bits. An OSError (disk full,
+    file too large, read-only directory) is raised again as an OSError of the same kind naming
+    ``path``, with the original as its cause.
+    """
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    remove_stale_temp_files(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        mode = 0o666 & ~_umask()
+    try:
+        fd, tmp = _make_temp(directory, os.path.basename(path))
+    except OSError as e:
+        raise _save_error(path, e) from e
+    f = os.fdopen(fd, "wb")
+    try:
+        try:
             write(_WritebackFile(f))
             f.flush()
-            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp made it 0600
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
-        try:
-            old = os.open(path, os.O_RDONLY)
-        except OSError:
-            old = None
-        os.replace(tmp, path)
-        if old is not None:
-            _close_later(old)
+            try:
+                old = os.open(path, os.O_RDONLY)
+            except OSError:
+                old = None
+            os.replace(tmp, path)
+            if old is not None:
+                _close_later(old)
+        except OSError as e:
+            raise _save_error(path, e) from e
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        try:
+            f.close()
+        except OSError:
+            pass
         raise
+    f.close()  # releases the lock only now that the name is gone
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -1,0 +1,210 @@
+"""How a MindSpore pipeline becomes a Grain pipeline: the build context and the row functions.
+
+Rows travel through Grain as tuples of numpy arrays, one per column. A node builds its Grain
+dataset from its children's: random-access parts are ``grain.MapDataset`` (exact lengths, epochs
+as index offsets, so Grain's shuffle and per-row seeds differ per epoch), and a node that
+cannot keep random access (``filter``, an iterable source) turns its input into a
+``grain.IterDataset`` for one epoch at a time (``_BuildCtx.epoch``).
+
+The row functions here are small picklable callables, so the same graph runs in Grain's
+worker processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import grain
+import numpy as np
+
+from sporax.dataset import config
+from sporax.dataset.transforms.transforms import apply_operations
+
+__all__ = []
+
+
+@dataclasses.dataclass
+class _BuildCtx:
+    """What one build of a pipeline needs: its seed, the epoch an iterable part serves, and the
+    worker settings the nodes ask for (collected while building)."""
+
+    seed: int
+    epoch: int = 0
+    processes: int = 0
+    threads: int = 1
+    sliceable: bool = True  # False once an iterable source is in the graph (workers cannot split it)
+    _ordinal: int = 0
+
+    def node_seed(self, per_epoch: bool = False) -> int:
+        """A seed for the next random node (in build order, so the same graph gets the same seeds)."""
+        self._ordinal += 1
+        path = (self._ordinal, self.epoch) if per_epoch else (self._ordinal,)
+        return config.derive_seed(self.seed, *path)
+
+    def workers(self, num_parallel_workers, python_multiprocessing: bool) -> None:
+        n = num_parallel_workers or 1
+        if python_multiprocessing and n > 1:
+            self.processes = max(self.processes, n)
+        else:
+            self.threads = max(self.threads, n)
+
+    def read_options(self) -> grain.ReadOptions:
+        return grain.ReadOptions(num_threads=self.threads, prefetch_buffer_size=config.get_prefetch_size())
+
+
+def to_iter(g, ctx: _BuildCtx):
+    """``g`` as an IterDataset of the rows of epoch ``ctx.epoch``."""
+    if isinstance(g, grain.IterDataset):
+        return g
+    n = len(g)
+    if ctx.epoch and n != _INFINITE:
+        g = g.repeat(ctx.epoch + 1)[ctx.epoch * n:]
+    return g.to_iter_dataset(ctx.read_options())
+
+
+_INFINITE = __import__("sys").maxsize
+
+
+def row_error(what: str, columns, index, n, err: BaseException) -> RuntimeError:
+    where = f"row {index}" if n in (None, 0, _INFINITE) else f"row {index % n} of epoch {index // n}"
+    return RuntimeError(f"{what} failed on column(s) {list(columns)} at {where}: {type(err).__name__}: {err}")
+
+
+class MapRow:
+    """Apply ``Dataset.map``'s operations to one row (called with the row's index)."""
+
+    def __init__(self, ops, in_idx, out_layout, in_names, out_count, n, seed, random) -> None:
+        self.ops, self.in_idx, self.out_layout = ops, in_idx, out_layout
+        self.in_names, self.out_count, self.n, self.seed, self.random = in_names, out_count, n, seed, random
+        self._count = 0
+
+    def __call__(self, index, row=None):
+        if row is None:  # IterDataset.map: no index, count rows instead
+            row, index = index, self._count
+            self._count += 1
+        rng = np.random.default_rng([self.seed, index]) if self.random else None
+        try:
+            out = apply_operations(self.ops, tuple(row[i] for i in self.in_idx), rng)
+        except Exception as e:
+            names = ", ".join(getattr(op, "__name__", type(op).__name__) for op in self.ops)
+            raise row_error(f"map operation [{names}]", self.in_names, index, self.n, e) from e
+        if len(out) != self.out_count:
+            raise RuntimeError(
+                f"Invalid columns, the number of columns returned in 'map' operations should match the number of "
+                f"'output_columns', but got {len(out)} returned columns and {self.out_count} output_columns "
+                f"({self.in_names} -> ?); pass output_columns naming each returned column.")
+        return tuple(out[j] if src else row[j] for src, j in self.out_layout)
+
+
+class Select:
+    """Keep the columns at ``idx`` (``project``), in that order."""
+
+    def __init__(self, idx) -> None:
+        self.idx = tuple(idx)
+
+    def __call__(self, row):
+        return tuple(row[i] for i in self.idx)
+
+
+class Flatten:
+    """Join the rows of zipped datasets into one row."""
+
+    def __call__(self, rows):
+        return tuple(v for r in rows for v in r)
+
+
+class Predicate:
+    """``Dataset.filter``'s predicate on the selected columns."""
+
+    def __init__(self, fn, idx, names) -> None:
+        self.fn, self.idx, self.names = fn, tuple(idx), names
+        self._count = 0
+
+    def __call__(self, row) -> bool:
+        self._count += 1
+        try:
+            return bool(np.all(self.fn(*(row[i] for i in self.idx))))
+        except Exception as e:
+            raise row_error("filter predicate", self.names, self._count - 1, None, e) from e
+
+
+class SkipFirst:
+    """Drop the first ``count`` rows of a stream (``skip`` after a non-random-access node)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._seen = 0
+
+    def __call__(self, row) -> bool:
+        self._seen += 1
+        return self._seen > self.count
+
+
+def stack_column(values, name: str):
+    first = np.asarray(values[0])
+    for v in values[1:]:
+        if np.shape(v) != first.shape:
+            raise RuntimeError(
+                f"Cannot batch tensors with different shapes in column '{name}'. First element had shape "
+                f"{first.shape} and this element had shape {np.shape(v)}; pad or resize the rows first (e.g. a "
+                "map with vision.Resize), or use per_batch_map.")
+    return np.stack(values)
+
+
+class StackRows:
+    """``batch``'s batch_fn: stack each column of a list of rows."""
+
+    def __init__(self, names) -> None:
+        self.names = list(names)
+
+    def __call__(self, rows):
+        return tuple(stack_column([r[c] for r in rows], self.names[c]) for c in range(len(self.names)))
+
+
+class GatherRows:
+    """``batch`` with ``per_batch_map``: each column as a list of the rows' arrays."""
+
+    def __call__(self, rows):
+        return tuple(list(col) for col in zip(*rows))
+
+
+class BatchInfo:
+    """What ``per_batch_map`` (and a callable batch size) sees: the batch and epoch numbers."""
+
+    def __init__(self, batch_num: int, epoch_num: int) -> None:
+        self._batch_num, self._epoch_num = batch_num, epoch_num
+
+    def get_batch_num(self) -> int:
+        return self._batch_num
+
+    def get_epoch_num(self) -> int:
+        return self._epoch_num
+
+
+class PerBatch:
+    """Apply ``per_batch_map`` to a gathered batch, then stack the columns."""
+
+    def __init__(self, fn, in_idx, out_layout, names, out_names, n, epoch) -> None:
+        self.fn, self.in_idx, self.out_layout = fn, in_idx, out_layout
+        self.names, self.out_names, self.n, self.epoch = names, out_names, n, epoch
+        self._count = 0
+
+    def __call__(self, index, batch=None):
+        if batch is None:
+            batch, index = index, self._count
+            self._count += 1
+        if self.n in (None, 0, _INFINITE):
+            info = BatchInfo(index, self.epoch)
+        else:
+            info = BatchInfo(index % self.n, index // self.n)
+        try:
+            out = self.fn(*(batch[i] for i in self.in_idx), info)
+        except Exception as e:
+            raise row_error("batch per_batch_map", [self.names[i] for i in self.in_idx], index, self.n, e) from e
+        if not isinstance(out, tuple) or len(out) != len([1 for src, _ in self.out_layout if src]):
+            raise RuntimeError(f"per_batch_map should return a tuple of {len(self.out_names)} column(s) "
+                               f"{self.out_names}, but got {type(out).__name__}"
+                               f"{'' if not isinstance(out, tuple) else f' of {len(out)}'}.")
+        row = tuple(out[j] if src else batch[j] for src, j in self.out_layout)
+        names = [self.out_names[j] if src else self.names[j] for src, j in self.out_layout]
+        return tuple(stack_column(list(v), name) for v, name in zip(row, names))

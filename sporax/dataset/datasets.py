@@ -1,0 +1,534 @@
+"""``Dataset``: MindSpore's dataset operations, each one Grain transformation on the child's graph.
+
+A ``Dataset`` is a node over its children with the column names of its rows. Nothing runs
+until an iterator is created: then :meth:`Dataset._build` turns the tree into a Grain
+pipeline (see :mod:`sporax.dataset._graph`), with the seed read from the one RNG module at
+that moment, so ``ms.set_seed(s)`` before iterating gives the same order in every run.
+
+Operation          Grain transformation
+``map``            ``MapDataset.map_with_index`` / ``IterDataset.map`` (``random_map`` seeding per row)
+``batch``          ``.batch(batch_fn=...)`` (+ a map for ``per_batch_map``)
+``shuffle``        ``MapDataset.shuffle`` (a fresh permutation per epoch) / ``WindowShuffleIterDataset``
+``repeat``         ``MapDataset.repeat`` / ``RepeatIterDataset``
+``take``/``skip``  ``slice`` / ``LimitIterDataset`` / ``filter``
+``zip``/``concat`` ``ZipMapDataset`` / ``MapDataset.concatenate`` (and their IterDataset twins)
+``split``          ``MapDataset.select_from_datasets``
+``filter``         ``IterDataset.filter``
+``project``        ``map``; ``rename`` changes names only.
+"""
+
+from __future__ import annotations
+
+import builtins
+import numbers
+
+import grain
+import numpy as np
+
+from sporax.common._validation import check_bool, msg
+from sporax.dataset import _graph, config
+from sporax.dataset._graph import _BuildCtx, to_iter
+
+__all__ = ["Dataset", "zip"]
+
+_MAX_INT32 = 2147483647
+
+
+def _names(value, arg: str, where: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value) or not value:
+        raise TypeError(msg(where, arg, "a str or a non-empty list of str", value))
+    if len(set(value)) != len(value):
+        raise ValueError(msg(where, arg, "a list of distinct column names", value))
+    return list(value)
+
+
+def _check_workers(num, where: str):
+    if num is None:
+        return None
+    if not isinstance(num, int) or isinstance(num, bool) or num < 1:
+        raise ValueError(msg(where, "num_parallel_workers", "an int >= 1", num))
+    return num
+
+
+class Dataset:
+    """Base of every dataset: the operations, iterators and metadata of ``mindspore.dataset``."""
+
+    def __init__(self, children=(), num_parallel_workers=None) -> None:
+        self.children = list(children)
+        self.num_parallel_workers = num_parallel_workers
+        self._col_names: list[str] = []
+        self._size_cache = None
+
+    # ---------------------------------------------------------------- building (subclasses)
+    def _build(self, ctx: _BuildCtx):
+        """This node's Grain dataset (a MapDataset or an IterDataset) for ``ctx``."""
+        raise TypeError(f"{type(self).__name__} cannot be iterated: it has no pipeline.")
+
+    def _column_index(self, names, where: str) -> list[int]:
+        idx = []
+        for n in names:
+            if n not in self._col_names:
+                raise RuntimeError(f"For '{where}', the column '{n}' does not exist in the dataset columns "
+                                   f"{self._col_names}.")
+            idx.append(self._col_names.index(n))
+        return idx
+
+    # ---------------------------------------------------------------- operations
+    def map(self, operations, input_columns=None, output_columns=None, column_order=None, num_parallel_workers=None,
+            python_multiprocessing: bool = False, **kwargs) -> Dataset:
+        """Apply ``operations`` (a transform, a callable, or a list of them) to ``input_columns``.
+
+        Outputs are named ``output_columns`` (default: the input names) and come first,
+        followed by the other columns.
+        """
+        return MapDataset(self, operations, input_columns, output_columns, num_parallel_workers,
+                          python_multiprocessing)
+
+    def batch(self, batch_size: int, drop_remainder: bool = False, num_parallel_workers=None, per_batch_map=None,
+              input_columns=None, output_columns=None, python_multiprocessing: bool = False, **kwargs) -> Dataset:
+        """Stack ``batch_size`` consecutive rows per column (within an epoch)."""
+        return BatchDataset(self, batch_size, drop_remainder, num_parallel_workers, per_batch_map, input_columns,
+                            output_columns, python_multiprocessing)
+
+    def shuffle(self, buffer_size: int) -> Dataset:
+        """Shuffle the rows (a new order every epoch, fixed by the seed)."""
+        return ShuffleDataset(self, buffer_size)
+
+    def repeat(self, count=None) -> Dataset:
+        """Repeat the rows ``count`` times (``None`` or -1: forever)."""
+        return RepeatDataset(self, count)
+
+    def take(self, count: int = -1) -> Dataset:
+        """The first ``count`` rows (-1: all)."""
+        return TakeDataset(self, count)
+
+    def skip(self, count: int) -> Dataset:
+        """All rows but the first ``count``."""
+        return SkipDataset(self, count)
+
+    def project(self, columns) -> Dataset:
+        """Keep only ``columns``, in that order."""
+        return ProjectDataset(self, columns)
+
+    def rename(self, input_columns, output_columns) -> Dataset:
+        """Rename ``input_columns`` to ``output_columns``."""
+        return RenameDataset(self, input_columns, output_columns)
+
+    def zip(self, datasets) -> Dataset:
+        """Join this dataset's rows with those of ``datasets`` (column names must be distinct)."""
+        if isinstance(datasets, Dataset):
+            datasets = (datasets,)
+        if not isinstance(datasets, (list, tuple)):
+            raise TypeError(msg("zip", "datasets", "a Dataset or a tuple of Datasets", type(datasets).__name__))
+        return ZipDataset((self, *datasets))
+
+    def concat(self, datasets) -> Dataset:
+        """The rows of this dataset followed by those of ``datasets`` (same columns)."""
+        if isinstance(datasets, Dataset):
+            datasets = [datasets]
+        if not isinstance(datasets, (list, tuple)):
+            raise TypeError(msg("concat", "datasets", "a Dataset or a list of Datasets", type(datasets).__name__))
+        return ConcatDataset([self, *datasets])
+
+    def __add__(self, other: Dataset) -> Dataset:
+        return self.concat(other)
+
+    def filter(self, predicate, input_columns=None, num_parallel_workers=None) -> Dataset:
+        """Keep the rows where ``predicate(*columns)`` is true."""
+        return FilterDataset(self, predicate, input_columns, num_parallel_workers)
+
+    def split(self, sizes, randomize: bool = True) -> list[Dataset]:
+        """Split into datasets of ``sizes`` rows (ints) or fractions (floats summing to 1)."""
+        return _split(self, sizes, randomize)
+
+    # ---------------------------------------------------------------- iteration
+    def create_tuple_iterator(self, columns=None, num_epochs: int = -1, output_numpy: bool = False,
+                              do_copy: bool = True):
+        """An iterator of rows as lists of Tensors (numpy arrays with ``output_numpy=True``).
+
+        It serves ``num_epochs`` epochs (-1: any number); each ``for`` loop over it is one epoch.
+        """
+        from sporax.dataset.iterators import TupleIterator
+
+        if columns is not None:
+            return self.project(columns).create_tuple_iterator(None, num_epochs, output_numpy, do_copy)
+        return TupleIterator(self, num_epochs, output_numpy)
+
+    def create_dict_iterator(self, num_epochs: int = -1, output_numpy: bool = False, do_copy: bool = True):
+        """Like :meth:`create_tuple_iterator`, rows as ``{column name: value}``."""
+        from sporax.dataset.iterators import DictIterator
+
+        return DictIterator(self, num_epochs, output_numpy)
+
+    def __iter__(self):
+        return iter(self.create_tuple_iterator(num_epochs=1))
+
+    # ---------------------------------------------------------------- metadata
+    def get_col_names(self) -> list[str]:
+        """The column names of the rows."""
+        return list(self._col_names)
+
+    def get_dataset_size(self) -> int:
+        """Rows (batches after ``batch``) per epoch; counted by one pass when not known up front."""
+        if self._size_cache is None:
+            g = self._build(_BuildCtx(seed=config.get_seed()))
+            if isinstance(g, grain.MapDataset):
+                n = len(g)
+                self._size_cache = -1 if n == _graph._INFINITE else n
+            else:
+                self._size_cache = sum(1 for _ in self.create_tuple_iterator(num_epochs=1, output_numpy=True))
+        return self._size_cache
+
+    def _first_row(self):
+        it = self.create_tuple_iterator(num_epochs=1, output_numpy=True)
+        try:
+            return next(iter(it))
+        except StopIteration:
+            raise RuntimeError("The dataset is empty: it has no row to read shapes or types from.") from None
+        finally:
+            it.stop()
+
+    def output_shapes(self) -> list[list[int]]:
+        """The shape of each column (of the first row)."""
+        return [list(np.shape(v)) for v in self._first_row()]
+
+    def output_types(self) -> list[np.dtype]:
+        """The numpy dtype of each column (of the first row)."""
+        return [np.asarray(v).dtype for v in self._first_row()]
+
+    def get_batch_size(self) -> int:
+        """The batch size of the nearest ``batch`` (1 without one)."""
+        node = self
+        while node is not None:
+            if isinstance(node, BatchDataset):
+                return node.batch_size
+            node = node.children[0] if len(node.children) == 1 else None
+        return 1
+
+    def get_repeat_count(self) -> int:
+        node, count = self, 1
+        while node is not None:
+            if isinstance(node, RepeatDataset):
+                count *= node.count
+            node = node.children[0] if len(node.children) == 1 else None
+        return count
+
+
+# ---------------------------------------------------------------------------- operation nodes
+class MapDataset(Dataset):
+    """``Dataset.map``."""
+
+    def __init__(self, child, operations, input_columns, output_columns, num_parallel_workers,
+                 python_multiprocessing) -> None:
+        super().__init__([child], _check_workers(num_parallel_workers, "map"))
+        if not isinstance(operations, (list, tuple)):
+            operations = [operations]
+        if not operations:
+            raise ValueError(msg("map", "operations", "a transform, a callable, or a non-empty list of them", []))
+        for op in operations:
+            if not callable(op):
+                raise TypeError(msg("map", "operations", "transforms or callables", f"a {type(op).__name__}"))
+        self.operations = list(operations)
+        self.python_multiprocessing = check_bool(python_multiprocessing, "python_multiprocessing", "map")
+        cols = child.get_col_names()
+        self.input_columns = _names(input_columns, "input_columns", "map") if input_columns is not None else cols[:1]
+        self._in_idx = child._column_index(self.input_columns, "map")
+        self.output_columns = (_names(output_columns, "output_columns", "map") if output_columns is not None
+                               else list(self.input_columns))
+        rest = [i for i, c in enumerate(cols) if c not in self.input_columns and c not in self.output_columns]
+        self._layout = [(True, j) for j in range(len(self.output_columns))] + [(False, i) for i in rest]
+        self._col_names = self.output_columns + [cols[i] for i in rest]
+        self._random = any(getattr(op, "random", False) for op in self.operations)
+
+    def _build(self, ctx):
+        g = self.children[0]._build(ctx)
+        ctx.workers(self.num_parallel_workers, self.python_multiprocessing)
+        n = len(g) if isinstance(g, grain.MapDataset) else None
+        fn = _graph.MapRow(self.operations, self._in_idx, self._layout, self.input_columns,
+                           len(self.output_columns), n, ctx.node_seed(per_epoch=n is None), self._random)
+        return g.map_with_index(fn) if n is not None else g.map(fn)
+
+
+class BatchDataset(Dataset):
+    """``Dataset.batch``."""
+
+    def __init__(self, child, batch_size, drop_remainder, num_parallel_workers, per_batch_map, input_columns,
+                 output_columns, python_multiprocessing) -> None:
+        super().__init__([child], _check_workers(num_parallel_workers, "batch"))
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool):
+            raise TypeError(msg("batch", "batch_size", "an int", batch_size))
+        if not 1 <= batch_size <= _MAX_INT32:
+            raise ValueError(f"Input batch_size is not within the required interval of [1, {_MAX_INT32}], "
+                             f"got {batch_size}.")
+        self.batch_size = batch_size
+        self.drop_remainder = check_bool(drop_remainder, "drop_remainder", "batch")
+        self.python_multiprocessing = check_bool(python_multiprocessing, "python_multiprocessing", "batch")
+        if per_batch_map is not None and not callable(per_batch_map):
+            raise TypeError(msg("batch", "per_batch_map", "a callable", type(per_batch_map).__name__))
+        if per_batch_map is None and (input_columns is not None or output_columns is not None):
+            raise ValueError("For 'batch', 'input_columns' and 'output_columns' need 'per_batch_map'.")
+        self.per_batch_map = per_batch_map
+        cols = child.get_col_names()
+        self._col_names = cols
+        if per_batch_map is not None:
+            self.input_columns = _names(input_columns, "input_columns", "batch") if input_columns else list(cols)
+            self._in_idx = child._column_index(self.input_columns, "batch")
+            self.output_columns = (_names(output_columns, "output_columns", "batch") if output_columns
+                                   else list(self.input_columns))
+            rest = [i for i, c in enumerate(cols) if c not in self.input_columns and c not in self.output_columns]
+            self._layout = [(True, j) for j in range(len(self.output_columns))] + [(False, i) for i in rest]
+            self._col_names = self.output_columns + [cols[i] for i in rest]
+
+    def _build(self, ctx):
+        g = self.children[0]._build(ctx)
+        ctx.workers(self.num_parallel_workers, self.python_multiprocessing)
+        names = self.children[0].get_col_names()
+        if self.per_batch_map is None:
+            return g.batch(self.batch_size, drop_remainder=self.drop_remainder, batch_fn=_graph.StackRows(names))
+        g = g.batch(self.batch_size, drop_remainder=self.drop_remainder, batch_fn=_graph.GatherRows())
+        n = len(g) if isinstance(g, grain.MapDataset) else None
+        fn = _graph.PerBatch(self.per_batch_map, self._in_idx, self._layout, names, self.output_columns, n, ctx.epoch)
+        return g.map_with_index(fn) if n is not None else g.map(fn)
+
+
+class ShuffleDataset(Dataset):
+    """``Dataset.shuffle``: a global per-epoch permutation where rows are random-access (a buffer of
+    ``buffer_size`` >= the dataset size gives the same), else a window shuffle of ``buffer_size``."""
+
+    def __init__(self, child, buffer_size) -> None:
+        super().__init__([child])
+        if not isinstance(buffer_size, int) or isinstance(buffer_size, bool):
+            raise TypeError(msg("shuffle", "buffer_size", "an int", buffer_size))
+        if not 2 <= buffer_size <= _MAX_INT32:
+            raise ValueError(f"Input buffer_size is not within the required interval of [2, {_MAX_INT32}], "
+                             f"got {buffer_size}.")
+        self.buffer_size = buffer_size
+        self._col_names = child.get_col_names()
+
+    def _build(self, ctx):
+        g = self.children[0]._build(ctx)
+        if isinstance(g, grain.MapDataset):
+            return g.shuffle(seed=ctx.node_seed())
+        return grain.experimental.WindowShuffleIterDataset(g, window_size=self.buffer_size,
+                                                          seed=ctx.node_seed(per_epoch=True))
+
+
+def _count(count, where: str, allow_all: bool) -> int:
+    if not isinstance(count, int) or isinstance(count, bool):
+        raise TypeError(msg(where, "count", "an int", count))
+    if count < (-1 if allow_all else 0) or count > _MAX_INT32:
+        lo = -1 if allow_all else 0
+        raise ValueError(f"Input count is not within the required interval of [{lo}, {_MAX_INT32}], got {count}.")
+    return count
+
+
+class RepeatDataset(Dataset):
+    """``Dataset.repeat``."""
+
+    def __init__(self, child, count) -> None:
+        super().__init__([child])
+        count = -1 if count is None else _count(count, "repeat", True)
+        if count == 0:
+            raise ValueError("Input count is not within the required interval of [-1, 2147483647] (0 excluded).")
+        self.count = count
+        self._col_names = child.get_col_names()
+
+    def _build(self, ctx):
+        g = self.children[0]._build(ctx)
+        times = None if self.count == -1 else self.count
+        if isinstance(g, grain.MapDataset):
+            return g.repeat(times) if len(g) != _graph._INFINITE else g
+        return grain.experimental.RepeatIterDataset(g, num_epochs=times)
+
+
+class TakeDataset(Dataset):
+    """``Dataset.take``."""
+
+    def __init__(self, child, count) -> None:
+        super().__init__([child])
+        self.count = _count(count, "take", True)
+        self._col_names = child.get_col_names()
+
+    def _build(self, ctx):
+        g = self.children[0]._build(ctx)
+        if self.count == -1:
+            return g
+        if isinstance(g, grain.MapDataset):
+            return g.slice(slice(0, self.count))
+        if self.count == 0:
+            return g.filter(_graph.SkipFirst(_graph._INFINITE))
+        return grain.experimental.LimitIterDataset(g, count=self.count)
+
+
+class SkipDataset(Dataset):
+    """``Dataset.skip``."""
+
+    def __init__(self, child, count) -> None:
+        super().__init__([child])
+        self.count = _count(count, "skip", False)
+        self._col_names = child.get_col_names()
+
+    def _build(self, ctx):
+        g = self.children[0]._build(ctx)
+        if isinstance(g, grain.MapDataset):
+            return g.slice(slice(self.count, None))
+        return g.filter(_graph.SkipFirst(self.count))
+
+
+class ProjectDataset(Dataset):
+    """``Dataset.project``."""
+
+    def __init__(self, child, columns) -> None:
+        super().__init__([child])
+        self._col_names = _names(columns, "columns", "project")
+        self._idx = child._column_index(self._col_names, "project")
+
+    def _build(self, ctx):
+        return self.children[0]._build(ctx).map(_graph.Select(self._idx))
+
+
+class RenameDataset(Dataset):
+    """``Dataset.rename``: names only, the rows are untouched."""
+
+    def __init__(self, child, input_columns, output_columns) -> None:
+        super().__init__([child])
+        ins = _names(input_columns, "input_columns", "rename")
+        outs = _names(output_columns, "output_columns", "rename")
+        if len(ins) != len(outs):
+            raise ValueError(f"For 'rename', 'input_columns' and 'output_columns' should have the same length, but "
+                             f"got {len(ins)} and {len(outs)}.")
+        child._column_index(ins, "rename")
+        mapping = dict(builtins.zip(ins, outs))
+        self._col_names = [mapping.get(c, c) for c in child.get_col_names()]
+        if len(set(self._col_names)) != len(self._col_names):
+            raise ValueError(f"For 'rename', the new column names {self._col_names} should be distinct.")
+
+    def _build(self, ctx):
+        return self.children[0]._build(ctx)
+
+
+class ZipDataset(Dataset):
+    """``Dataset.zip`` / ``mindspore.dataset.zip``: rows side by side, as many as the shortest."""
+
+    def __init__(self, datasets) -> None:
+        for d in datasets:
+            if not isinstance(d, Dataset):
+                raise TypeError(msg("zip", "datasets", "a tuple of Datasets", f"an element of type {type(d).__name__}"))
+        super().__init__(datasets)
+        names = [c for d in datasets for c in d.get_col_names()]
+        dup = sorted({c for c in names if names.count(c) > 1})
+        if dup:
+            raise RuntimeError(f"Invalid data, duplicate column(s) {dup} already exist when zipping datasets; rename "
+                               "them first (Dataset.rename).")
+        self._col_names = names
+
+    def _build(self, ctx):
+        gs = [d._build(ctx) for d in self.children]
+        if all(isinstance(g, grain.MapDataset) for g in gs):
+            m = min(len(g) for g in gs)  # as many rows as the shortest
+            return grain.experimental.ZipMapDataset([g.slice(slice(0, m)) for g in gs]).map(_graph.Flatten())
+        return grain.experimental.ZipIterDataset([to_iter(g, ctx) for g in gs]).map(_graph.Flatten())
+
+
+class ConcatDataset(Dataset):
+    """``Dataset.concat`` / ``+``."""
+
+    def __init__(self, datasets) -> None:
+        for d in datasets:
+            if not isinstance(d, Dataset):
+                raise TypeError(msg("concat", "datasets", "a list of Datasets",
+                                    f"an element of type {type(d).__name__}"))
+        super().__init__(datasets)
+        first = datasets[0].get_col_names()
+        for d in datasets[1:]:
+            if d.get_col_names() != first:
+                raise RuntimeError(f"Invalid columns, 'column name' or 'column order' of concat datasets should be the "
+                                   f"same, but got {first} and {d.get_col_names()}.")
+        self._col_names = first
+
+    def _build(self, ctx):
+        gs = [d._build(ctx) for d in self.children]
+        if all(isinstance(g, grain.MapDataset) for g in gs):
+            return grain.MapDataset.concatenate(gs)
+        return grain.experimental.InterleaveIterDataset([to_iter(g, ctx) for g in gs], cycle_length=1)
+
+
+class FilterDataset(Dataset):
+    """``Dataset.filter``: the rows become a stream (its length is known only by counting)."""
+
+    def __init__(self, child, predicate, input_columns, num_parallel_workers) -> None:
+        super().__init__([child], _check_workers(num_parallel_workers, "filter"))
+        if not callable(predicate):
+            raise TypeError(msg("filter", "predicate", "a callable", type(predicate).__name__))
+        self.predicate = predicate
+        cols = child.get_col_names()
+        self.input_columns = _names(input_columns, "input_columns", "filter") if input_columns else list(cols)
+        self._idx = child._column_index(self.input_columns, "filter")
+        self._col_names = cols
+
+    def _build(self, ctx):
+        g = to_iter(self.children[0]._build(ctx), ctx)
+        return g.filter(_graph.Predicate(self.predicate, self._idx, self.input_columns))
+
+
+class _SplitDataset(Dataset):
+    """One part of ``Dataset.split``: the parent's rows at fixed indices."""
+
+    def __init__(self, child, indices) -> None:
+        super().__init__([child])
+        self._indices = np.asarray(indices, dtype=np.int64)
+        self._col_names = child.get_col_names()
+
+    def _build(self, ctx):
+        g = self.children[0]._build(ctx)
+        return grain.MapDataset.select_from_datasets([g], _Selection(self._indices))
+
+
+class _Selection:
+    """A Grain selection map: index ``i`` -> row ``indices[i]`` of dataset 0."""
+
+    def __init__(self, indices) -> None:
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int):
+        return 0, int(self.indices[index % len(self.indices)])
+
+
+def _split(ds: Dataset, sizes, randomize: bool) -> list[Dataset]:
+    check_bool(randomize, "randomize", "split")
+    if not isinstance(sizes, (list, tuple)) or not sizes:
+        raise TypeError(msg("split", "sizes", "a non-empty list of ints or of floats", sizes))
+    g = ds._build(_BuildCtx(seed=config.get_seed()))
+    if not isinstance(g, grain.MapDataset) or len(g) == _graph._INFINITE:
+        raise RuntimeError("For 'split', the dataset should have random-access rows of a known count; split before "
+                           "'filter', infinite 'repeat' or an iterable GeneratorDataset source.")
+    n = len(g)
+    if all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in sizes):
+        if any(s < 1 for s in sizes) or sum(sizes) != n:
+            raise ValueError(f"For 'split', int sizes should be >= 1 and sum to the dataset size {n}, but got {sizes}.")
+        counts = list(sizes)
+    elif all(isinstance(s, float) for s in sizes):
+        if any(not 0 < s <= 1 for s in sizes) or abs(sum(sizes) - 1.0) > 1e-6:
+            raise ValueError(f"For 'split', float sizes should be in (0, 1] and sum to 1, but got {sizes}.")
+        counts = [int(round(s * n)) for s in sizes]
+        counts[0] += n - sum(counts)  # as MindSpore: the rounding difference goes to the first split
+        if any(c < 1 for c in counts):
+            raise RuntimeError(f"For 'split', sizes {sizes} of a dataset of {n} rows give an empty split {counts}.")
+    else:
+        raise TypeError(msg("split", "sizes", "a list of ints or a list of floats", sizes))
+    order = (np.random.default_rng(config.derive_seed(config.get_seed(), 0x5917)).permutation(n) if randomize
+             else np.arange(n))
+    bounds = np.cumsum([0, *counts])
+    return [_SplitDataset(ds, order[bounds[i]:bounds[i + 1]]) for i in range(len(counts))]
+
+
+def zip(datasets) -> Dataset:  # noqa: A001  (MindSpore's name)
+    """``mindspore.dataset.zip``: join the rows of a tuple of datasets."""
+    if not isinstance(datasets, (list, tuple)) or not datasets:
+        raise TypeError(msg("zip", "datasets", "a non-empty tuple of Datasets", datasets))
+    return ZipDataset(tuple(datasets))

@@ -1,0 +1,170 @@
+"""Samplers of ``mindspore.dataset``: which rows of a random-access source an epoch reads, in which order.
+
+A sampler is a record turned into Grain transformations on the source's ``MapDataset``
+(:meth:`Sampler._apply`): ``shuffle`` (a new permutation every epoch, the same on every
+shard for one seed), ``slice`` for shards, ``select_from_datasets`` for subsets. Shards are
+``shard_id::num_shards`` of the (shuffled) rows: disjoint, and together every row exactly once
+per epoch. (MindSpore pads shards to equal length by repeating rows when the count does not
+divide; sporax does not, so a row is never seen twice in an epoch.)
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import grain
+import numpy as np
+
+from sporax.common._validation import check_bool, msg
+
+__all__ = ["Sampler", "SequentialSampler", "RandomSampler", "DistributedSampler", "SubsetRandomSampler",
+           "SubsetSampler"]
+
+
+def _num_samples(num_samples, where: str):
+    if num_samples is None:
+        return None
+    if not isinstance(num_samples, int) or isinstance(num_samples, bool) or num_samples < 0:
+        raise ValueError(msg(where, "num_samples", "None or an int >= 0", num_samples))
+    return num_samples or None  # MindSpore: 0 means all
+
+
+class Sampler:
+    """Base of the samplers."""
+
+    num_samples = None
+
+    def _apply(self, g: grain.MapDataset, ctx) -> grain.MapDataset:
+        """The sampled rows of ``g`` (a source of ``len(g)`` rows)."""
+        raise TypeError(f"{type(self).__name__} is not a sampler of sporax.dataset.")
+
+    def _limit(self, g):
+        return g if self.num_samples is None else g.slice(slice(0, self.num_samples))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+
+
+class SequentialSampler(Sampler):
+    """Rows in order from ``start_index``, ``num_samples`` of them (None: to the end)."""
+
+    def __init__(self, start_index=None, num_samples=None) -> None:
+        if start_index is not None and (not isinstance(start_index, int) or isinstance(start_index, bool)
+                                        or start_index < 0):
+            raise ValueError(msg("SequentialSampler", "start_index", "None or an int >= 0", start_index))
+        self.start_index = start_index or 0
+        self.num_samples = _num_samples(num_samples, "SequentialSampler")
+
+    def _apply(self, g, ctx):
+        return self._limit(g.slice(slice(self.start_index, None)))
+
+
+class RandomSampler(Sampler):
+    """A random order each epoch; with ``replacement``, ``num_samples`` independent draws."""
+
+    def __init__(self, replacement: bool = False, num_samples=None) -> None:
+        self.replacement = check_bool(replacement, "replacement", "RandomSampler")
+        self.num_samples = _num_samples(num_samples, "RandomSampler")
+
+    def _apply(self, g, ctx):
+        if not self.replacement:
+            return self._limit(g.shuffle(seed=ctx.node_seed()))
+        n = len(g)
+        draws = _Draws(n, self.num_samples or n, ctx.node_seed())
+        return grain.MapDataset.select_from_datasets([g], draws)
+
+
+class _Draws:
+    """Selection map of sampling with replacement: draw ``i`` (of any epoch) is a pure function of the seed."""
+
+    def __init__(self, n: int, count: int, seed: int) -> None:
+        self.n, self.count, self.seed = n, count, seed
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int):
+        return 0, int(np.random.default_rng([self.seed, index]).integers(self.n))
+
+
+class DistributedSampler(Sampler):
+    """Shard ``shard_id`` of ``num_shards``: rows ``shard_id::num_shards`` of the (shuffled) order."""
+
+    def __init__(self, num_shards: int, shard_id: int, shuffle: bool = True, num_samples=None, offset: int = -1) -> None:
+        _check_shards(num_shards, shard_id, "DistributedSampler")
+        self.num_shards, self.shard_id = num_shards, shard_id
+        self.shuffle = check_bool(shuffle, "shuffle", "DistributedSampler")
+        self.num_samples = _num_samples(num_samples, "DistributedSampler")
+        self.offset = offset
+
+    def _apply(self, g, ctx):
+        if self.shuffle:
+            g = g.shuffle(seed=ctx.node_seed())  # the same seed on every shard: one permutation, split
+        return self._limit(g.slice(slice(self.shard_id, None, self.num_shards)))
+
+
+class SubsetSampler(Sampler):
+    """The rows at ``indices``, in that order."""
+
+    def __init__(self, indices, num_samples=None) -> None:
+        if isinstance(indices, np.ndarray):
+            indices = indices.tolist()
+        if not isinstance(indices, (list, tuple)) or not all(
+                isinstance(i, numbers.Integral) and not isinstance(i, bool) and i >= 0 for i in indices):
+            raise TypeError(msg(type(self).__name__, "indices", "a list of ints >= 0", indices))
+        self.indices = [int(i) for i in indices]
+        self.num_samples = _num_samples(num_samples, type(self).__name__)
+
+    def _select(self, g):
+        n = len(g)
+        bad = [i for i in self.indices if i >= n]
+        if bad:
+            raise ValueError(f"For '{type(self).__name__}', the indices {bad[:5]} are out of range for a dataset of "
+                             f"{n} rows.")
+        from sporax.dataset.datasets import _Selection
+
+        return grain.MapDataset.select_from_datasets([g], _Selection(np.asarray(self.indices, np.int64)))
+
+    def _apply(self, g, ctx):
+        return self._limit(self._select(g))
+
+
+class SubsetRandomSampler(SubsetSampler):
+    """The rows at ``indices``, in a random order each epoch."""
+
+    def _apply(self, g, ctx):
+        return self._limit(self._select(g).shuffle(seed=ctx.node_seed()))
+
+
+def _check_shards(num_shards, shard_id, where: str) -> None:
+    if not isinstance(num_shards, int) or isinstance(num_shards, bool) or num_shards < 1:
+        raise ValueError(msg(where, "num_shards", "an int >= 1", num_shards))
+    if not isinstance(shard_id, int) or isinstance(shard_id, bool) or not 0 <= shard_id < num_shards:
+        raise ValueError(msg(where, "shard_id", f"an int in [0, {num_shards - 1}]", shard_id))
+
+
+def resolve(sampler, shuffle, num_shards, shard_id, num_samples, where: str) -> Sampler:
+    """The sampler of a random-access source from MindSpore's source arguments."""
+    if (num_shards is None) != (shard_id is None):
+        raise ValueError(f"For '{where}', 'num_shards' and 'shard_id' need to be passed in together, but got "
+                         f"num_shards={num_shards!r}, shard_id={shard_id!r}.")
+    if shuffle is not None:
+        check_bool(shuffle, "shuffle", where)
+    if sampler is not None:
+        if shuffle is not None or num_shards is not None:
+            raise RuntimeError(f"For '{where}', 'sampler' and 'shuffle'/'num_shards' cannot be specified at the same "
+                               "time; put the shuffle or shard into the sampler.")
+        if isinstance(sampler, (list, tuple, np.ndarray)):
+            sampler = SubsetSampler(sampler)
+        if not isinstance(sampler, Sampler):
+            raise TypeError(msg(where, "sampler", "a sampler of mindspore.dataset or a list of indices",
+                                type(sampler).__name__))
+        if num_samples is not None:
+            sampler.num_samples = _num_samples(num_samples, where)
+        return sampler
+    if num_shards is not None:
+        _check_shards(num_shards, shard_id, where)
+        return DistributedSampler(num_shards, shard_id, shuffle is not False, num_samples)
+    if shuffle is False:
+        return SequentialSampler(num_samples=num_samples)
+    return RandomSampler(num_samples=num_samples)

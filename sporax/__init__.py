@@ -19,10 +19,12 @@ from sporax.context import (
     ParallelMode,
     get_auto_parallel_context,
     get_context,
+    get_fl_context,
     get_ps_context,
     reset_auto_parallel_context,
     set_auto_parallel_context,
     set_context,
+    set_fl_context,
     set_ps_context,
 )
 from sporax.common.api import jit
@@ -52,7 +54,8 @@ __all__ = [
     "common", "communication", "context", "nn", "ops",
     "GRAPH_MODE", "PYNATIVE_MODE", "ParallelMode", "set_context", "get_context",
     "set_auto_parallel_context", "get_auto_parallel_context", "reset_auto_parallel_context",
-    "set_ps_context", "get_ps_context", "jit", "grad", "value_and_grad", "Model", "Callback", "LossMonitor",
+    "set_ps_context", "get_ps_context", "set_fl_context", "get_fl_context", "jit", "grad", "value_and_grad", "Model",
+    "Callback", "LossMonitor",
     "RunContext", "TimeMonitor", "CheckpointConfig", "ModelCheckpoint", "EarlyStopping", "History", "LambdaCallback",
     "ReduceLROnPlateau", "SummaryCollector", "save_checkpoint", "load_checkpoint", "load_param_into_net", "train", "parallel",
     *dtype.__all__,

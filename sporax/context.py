@@ -27,6 +27,7 @@ __all__ = [
     "reset_ps_context",
     "set_fl_context",
     "get_fl_context",
+    "reset_fl_context",
 ]
 
 GRAPH_MODE = 0
@@ -84,11 +85,45 @@ class _PS:
 
 
 @dataclasses.dataclass
+class _FL:
+    """Federated-learning settings (``sporax.fl`` reads them; spec §7.4)."""
+
+    enable_fl: bool = False
+    server_address: str = "127.0.0.1:9092"
+    num_rounds: int = 3
+    min_fit_clients: int = 1
+    min_available_clients: int = 1
+    fraction_fit: float = 1.0
+    fraction_evaluate: float = 0.0
+    round_timeout: float | None = None
+    strategy: str = "fedavg"
+    proximal_mu: float = 0.0
+    server_learning_rate: float = 0.1
+    max_message_bytes: int | None = None
+    checkpoint_dir: str | None = None
+    keep_checkpoint_max: int = 5
+    resume: bool = False
+    sample_seed: int = 0
+    # MindSpore-only settings, stored for scripts that set them and otherwise unused
+    server_mode: str = "FEDERATED_LEARNING"
+    ms_role: str = "MS_SERVER"
+    fl_name: str = ""
+    worker_num: int = 0
+    server_num: int = 0
+    scheduler_ip: str = ""
+    scheduler_port: int = 0
+    fl_server_port: int = 0
+    client_epoch_num: int = 1
+    client_batch_size: int = 32
+    client_learning_rate: float = 0.01
+
+
+@dataclasses.dataclass
 class _State:
     execution: _Execution = dataclasses.field(default_factory=_Execution)
     auto_parallel: _AutoParallel = dataclasses.field(default_factory=_AutoParallel)
     ps: _PS = dataclasses.field(default_factory=_PS)
-    fl: dict = dataclasses.field(default_factory=dict)
+    fl: _FL = dataclasses.field(default_factory=_FL)
 
 
 _state = _State()
@@ -240,13 +275,99 @@ def _ps_active() -> bool:
     return _state.ps.enable_ps and os.environ.get("MS_ROLE", "") in _PS_ROLES
 
 
+_FL_FIELDS = {f.name for f in dataclasses.fields(_FL)}
+_FL_ALIASES = {"fl_iteration_num": "num_rounds", "start_fl_job_threshold": "min_fit_clients"}  # MindSpore 1.x names
+FL_STRATEGIES = ("fedavg", "fedprox", "fedadam")
+
+
+def _check_fl(key: str, value):
+    where = "set_fl_context"
+    if key in ("enable_fl", "resume"):
+        return check_bool(value, key, where)
+    if key in ("num_rounds", "min_fit_clients", "min_available_clients", "keep_checkpoint_max"):
+        check_int(value, key, where)
+        if value < 1:
+            raise ValueError(msg(where, key, "an int >= 1", value))
+        return value
+    if key in ("fraction_fit", "fraction_evaluate"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ValueError(msg(where, key, "a float in [0, 1]", value))
+        return float(value)
+    if key == "round_timeout":
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(msg(where, key, "None or a number of seconds > 0", value))
+        return float(value)
+    if key in ("proximal_mu", "server_learning_rate", "client_learning_rate"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(msg(where, key, "a float >= 0", value))
+        return float(value)
+    if key == "strategy":
+        if not isinstance(value, str):
+            raise TypeError(msg(where, key, f"one of {list(FL_STRATEGIES)}", value))
+        return check_str_in(value.lower(), FL_STRATEGIES, key, where)
+    if key == "max_message_bytes":
+        if value is None:
+            return None
+        check_int(value, key, where)
+        if value < 1:
+            raise ValueError(msg(where, key, "None or an int >= 1", value))
+        return value
+    if key == "server_address":
+        host, _, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+        if not host or not port.isdigit():
+            raise ValueError(msg(where, key, "a 'host:port' str", value))
+        return value
+    if key == "checkpoint_dir":
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise TypeError(msg(where, key, "None or a directory path", value))
+        return None if value is None else os.fspath(value)
+    if key in ("sample_seed", "worker_num", "server_num", "scheduler_port", "fl_server_port", "client_epoch_num",
+               "client_batch_size"):
+        return check_int(value, key, where)
+    if not isinstance(value, str):
+        raise TypeError(msg(where, key, "a str", value))
+    return value
+
+
 def set_fl_context(**kwargs) -> None:
-    """Store federated-learning options (a plain key/value record, spec §7.4)."""
-    _state.fl.update(kwargs)
+    """Set federated-learning options, read by ``sporax.fl`` (all checked before any is written).
+
+    Keys: ``server_address`` ('host:port' of the SuperLink Fleet API), ``num_rounds``,
+    ``min_fit_clients`` (clients per round at least), ``min_available_clients``,
+    ``fraction_fit`` / ``fraction_evaluate``, ``round_timeout`` (seconds or None),
+    ``strategy`` ('fedavg', 'fedprox', 'fedadam'), ``proximal_mu`` (FedProx),
+    ``server_learning_rate`` (FedAdam's eta), ``max_message_bytes`` (a client reply larger
+    than this is rejected; None: the size of the pushed parameters plus headers),
+    ``checkpoint_dir``, ``keep_checkpoint_max``, ``resume``, ``sample_seed``; MindSpore's
+    ``enable_fl``, ``server_mode``, ``ms_role``, ... are stored. ``fl_iteration_num`` and
+    ``start_fl_job_threshold`` (MindSpore 1.x) mean ``num_rounds`` and ``min_fit_clients``.
+    """
+    checked = {}
+    for key, value in kwargs.items():
+        field = _FL_ALIASES.get(key, key)
+        if field not in _FL_FIELDS:
+            raise ValueError(
+                f"For 'set_fl_context', the keyword argument {key!r} is not recognized; "
+                f"valid keys are {sorted(_FL_FIELDS | set(_FL_ALIASES))}."
+            )
+        checked[field] = _check_fl(field, value)
+    for key, value in checked.items():
+        setattr(_state.fl, key, value)
 
 
 def get_fl_context(attr_key: str):
-    return _state.fl.get(attr_key)
+    """Get one federated-learning option by name."""
+    field = _FL_ALIASES.get(attr_key, attr_key)
+    if field not in _FL_FIELDS:
+        raise ValueError(f"For 'get_fl_context', the key {attr_key!r} is not recognized.")
+    return getattr(_state.fl, field)
+
+
+def reset_fl_context() -> None:
+    """Put every federated-learning option back to its default."""
+    _state.fl = _FL()
 
 
 def _parallel_mode() -> str:

@@ -6,13 +6,17 @@ Run with sporax standing in for MindSpore:
 
 Nothing here is sporax-specific: ``import mindspore`` resolves to sporax. The data set
 (8x8 images of handwritten digits, 1797 samples) ships inside scikit-learn, so no download
-is needed. It reaches well over 95% test accuracy (99.2% here) in a few seconds.
+is needed; it is fed through a ``mindspore.dataset`` pipeline (NumpySlicesDataset, map, batch).
+It reaches well over 95% test accuracy (98.9% here) in a few seconds.
 """
 
 import os
 import tempfile
 
 import mindspore
+import mindspore.dataset as ds
+import mindspore.dataset.transforms as transforms
+import mindspore.dataset.vision as vision
 import numpy as np
 from mindspore import nn
 from mindspore.train import Model, save_checkpoint
@@ -23,25 +27,12 @@ mindspore.set_context(mode=mindspore.GRAPH_MODE)
 mindspore.set_seed(1)
 
 
-class Batches:
-    """A re-iterable dataset of (image, label) numpy batches."""
-
-    def __init__(self, x, y, batch_size, shuffle=False, drop_last=False, seed=0):
-        self.x, self.y = x, y
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.drop_last = drop_last
-        self.rng = np.random.default_rng(seed)
-
-    def __len__(self):
-        n = len(self.x) // self.batch_size
-        return n if self.drop_last or len(self.x) % self.batch_size == 0 else n + 1
-
-    def __iter__(self):
-        order = self.rng.permutation(len(self.x)) if self.shuffle else np.arange(len(self.x))
-        for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            yield self.x[idx], self.y[idx]
+def create_dataset(images, labels, batch_size, shuffle=False, drop_remainder=False):
+    """A mindspore.dataset pipeline: pixels 0..16 scaled to [0, 1], int32 labels, batches."""
+    data = ds.NumpySlicesDataset({"image": images, "label": labels}, shuffle=shuffle)
+    data = data.map(operations=vision.Rescale(1.0 / 16.0, 0.0), input_columns="image")
+    data = data.map(operations=transforms.TypeCast(mindspore.int32), input_columns="label")
+    return data.batch(batch_size, drop_remainder=drop_remainder)
 
 
 class MLP(nn.Cell):
@@ -60,20 +51,18 @@ class MLP(nn.Cell):
 
 def main():
     digits = load_digits()
-    x = (digits.data / 16.0).astype(np.float32)
-    y = digits.target.astype(np.int32)
-    order = np.random.default_rng(0).permutation(len(x))
-    split = int(0.8 * len(x))
+    order = np.random.default_rng(0).permutation(len(digits.data))
+    split = int(0.8 * len(order))
     train_idx, test_idx = order[:split], order[split:]
-    train_ds = Batches(x[train_idx], y[train_idx], 32, shuffle=True, drop_last=True)
-    test_ds = Batches(x[test_idx], y[test_idx], 120)
+    train_ds = create_dataset(digits.data[train_idx], digits.target[train_idx], 32, shuffle=True, drop_remainder=True)
+    test_ds = create_dataset(digits.data[test_idx], digits.target[test_idx], 120)
 
     net = MLP()
     loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
     opt = nn.Momentum(net.trainable_params(), learning_rate=0.05, momentum=0.9)
     model = Model(net, loss_fn=loss, optimizer=opt, metrics={"Accuracy": nn.Accuracy(), "Loss": nn.Loss()})
 
-    model.train(15, train_ds, callbacks=[LossMonitor(per_print_times=len(train_ds)), TimeMonitor()])
+    model.train(15, train_ds, callbacks=[LossMonitor(per_print_times=train_ds.get_dataset_size()), TimeMonitor()])
     result = model.eval(test_ds)
     print(f"Test accuracy: {result['Accuracy']:.4f} (loss {result['Loss']:.4f})")
 

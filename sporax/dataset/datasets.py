@@ -217,6 +217,19 @@ class Dataset:
 
 
 # ---------------------------------------------------------------------------- operation nodes
+def _map_layout(cols, ins, outs):
+    """Where each result column comes from, as MindSpore orders them: with as many outputs as
+    inputs, output ``j`` takes the place of input ``j``; otherwise the outputs come first. Other
+    columns follow in order, except those an output name replaces."""
+    rest = [i for i, c in enumerate(cols) if c not in ins and c not in outs]
+    if len(ins) == len(outs):
+        layout = [(True, ins.index(c)) if c in ins else (False, i) for i, c in enumerate(cols)
+                  if c in ins or i in rest]
+    else:
+        layout = [(True, j) for j in range(len(outs))] + [(False, i) for i in rest]
+    return layout, [outs[j] if src else cols[j] for src, j in layout]
+
+
 class MapDataset(Dataset):
     """``Dataset.map``."""
 
@@ -237,9 +250,7 @@ class MapDataset(Dataset):
         self._in_idx = child._column_index(self.input_columns, "map")
         self.output_columns = (_names(output_columns, "output_columns", "map") if output_columns is not None
                                else list(self.input_columns))
-        rest = [i for i, c in enumerate(cols) if c not in self.input_columns and c not in self.output_columns]
-        self._layout = [(True, j) for j in range(len(self.output_columns))] + [(False, i) for i in rest]
-        self._col_names = self.output_columns + [cols[i] for i in rest]
+        self._layout, self._col_names = _map_layout(cols, self.input_columns, self.output_columns)
         self._random = any(getattr(op, "random", False) for op in self.operations)
 
     def _build(self, ctx):
@@ -277,9 +288,7 @@ class BatchDataset(Dataset):
             self._in_idx = child._column_index(self.input_columns, "batch")
             self.output_columns = (_names(output_columns, "output_columns", "batch") if output_columns
                                    else list(self.input_columns))
-            rest = [i for i, c in enumerate(cols) if c not in self.input_columns and c not in self.output_columns]
-            self._layout = [(True, j) for j in range(len(self.output_columns))] + [(False, i) for i in rest]
-            self._col_names = self.output_columns + [cols[i] for i in rest]
+            self._layout, self._col_names = _map_layout(cols, self.input_columns, self.output_columns)
 
     def _build(self, ctx):
         g = self.children[0]._build(ctx)

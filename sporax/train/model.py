@@ -10,8 +10,11 @@ amp_level='O0')`` builds, as MindSpore does:
   ``(loss, outputs, label)`` feed the metrics (``Loss`` gets the loss, the others
   ``(outputs, label)``).
 
-Datasets are any re-iterable of batches: ``(data, label)`` tuples/lists of numpy arrays or
-Tensors (a MindSpore dataset's ``create_tuple_iterator`` is used when present). Each step's
+Datasets are ``mindspore.dataset`` datasets or any re-iterable of batches: ``(data, label)``
+tuples/lists of numpy arrays or Tensors. A dataset with ``create_tuple_iterator`` is read through
+ONE iterator over all epochs (``num_epochs=epoch``: its workers start once, each epoch reshuffles),
+its ``get_dataset_size()`` is ``cb_params.batch_num``; with ``dataset_sink_mode=True`` and
+``sink_size > 0`` each epoch is ``sink_size`` steps of an endless stream, as in MindSpore. Each step's
 call goes through ``Cell.__call__``, so GRAPH_MODE compiles the whole step once and reuses it.
 """
 
@@ -42,6 +45,14 @@ def _to_tensor(x):
     return x
 
 
+def _as_step_args(batch) -> tuple:
+    if isinstance(batch, dict):
+        batch = tuple(batch.values())
+    elif not isinstance(batch, (tuple, list)):
+        batch = (batch,)
+    return tuple(_to_tensor(x) for x in batch)
+
+
 def _batches(dataset):
     """Iterate one epoch of ``dataset`` as tuples of Tensors."""
     if hasattr(dataset, "create_tuple_iterator"):
@@ -49,11 +60,50 @@ def _batches(dataset):
     else:
         it = iter(dataset)
     for batch in it:
-        if isinstance(batch, dict):
-            batch = tuple(batch.values())
-        elif not isinstance(batch, (tuple, list)):
-            batch = (batch,)
-        yield tuple(_to_tensor(x) for x in batch)
+        yield _as_step_args(batch)
+
+
+class _Feed:
+    """The batches of ``epochs`` training epochs, one epoch per :meth:`epoch` call.
+
+    A dataset with ``create_tuple_iterator`` is read through one iterator for all epochs (each
+    ``for`` over it is one epoch); with ``sink_size > 0`` every epoch takes the next ``sink_size``
+    batches of an endless stream instead. Other iterables are re-iterated each epoch.
+    """
+
+    def __init__(self, dataset, epochs: int, sink_size: int = -1) -> None:
+        self._dataset, self._sink = dataset, sink_size
+        self._it = None
+        if hasattr(dataset, "create_tuple_iterator"):
+            self._it = dataset.create_tuple_iterator(num_epochs=-1 if sink_size > 0 else epochs)
+        self._stream = None
+
+    def _endless(self):
+        while True:
+            empty = True
+            for batch in (self._it if self._it is not None else iter(self._dataset)):
+                empty = False
+                yield batch
+            if empty:
+                return
+
+    def epoch(self):
+        if self._sink > 0:
+            if self._stream is None:
+                self._stream = self._endless()
+            for _ in range(self._sink):
+                batch = next(self._stream, None)
+                if batch is None:
+                    return
+                yield _as_step_args(batch)
+            return
+        for batch in (self._it if self._it is not None else iter(self._dataset)):
+            yield _as_step_args(batch)
+
+    def close(self) -> None:
+        stop = getattr(self._it, "stop", None)
+        if stop is not None:
+            stop()
 
 
 def _batch_num(dataset) -> int:
@@ -202,6 +252,9 @@ class Model:
     def _train(self, epoch, train_dataset, callbacks, dataset_sink_mode, sink_size, initial_epoch, valid) -> None:
         from sporax import context
 
+        if isinstance(sink_size, bool) or not isinstance(sink_size, int) or not (sink_size == -1 or sink_size > 0):
+            raise ValueError(msg("Model.train", "sink_size", "-1 (the whole dataset) or an int > 0", sink_size))
+
         net = self._train_network
         net.set_train(True)
         cbs = CallbackManager(callbacks)
@@ -211,7 +264,7 @@ class Model:
             optimizer=self._optimizer,
             loss_fn=self._loss_fn,
             epoch_num=epoch,
-            batch_num=_batch_num(train_dataset),
+            batch_num=sink_size if dataset_sink_mode and sink_size > 0 else _batch_num(train_dataset),
             cur_epoch_num=initial_epoch,
             cur_step_num=0,
             net_outputs=None,
@@ -224,15 +277,23 @@ class Model:
             sink_size=sink_size,
             loss_scale_manager=self._loss_scale_manager,
         )
-        lsm = self._loss_scale_manager
-        update_scale = lsm is not None and lsm.get_drop_overflow_update()
         run_context = RunContext(cb_params)
         cbs.on_train_begin(run_context)
+        feed = _Feed(train_dataset, epoch - initial_epoch, sink_size if dataset_sink_mode else -1)
+        try:
+            self._train_epochs(epoch, initial_epoch, feed, net, cbs, cb_params, run_context, valid)
+        finally:
+            feed.close()
+        cbs.on_train_end(run_context)
+
+    def _train_epochs(self, epoch, initial_epoch, feed, net, cbs, cb_params, run_context, valid) -> None:
+        lsm = self._loss_scale_manager
+        update_scale = lsm is not None and lsm.get_drop_overflow_update()
         for ep in range(initial_epoch, epoch):
             cb_params.cur_epoch_num = ep + 1
             cbs.on_train_epoch_begin(run_context)
             steps = 0
-            for batch in _batches(train_dataset):
+            for batch in feed.epoch():
                 cb_params.train_dataset_element = batch
                 cbs.on_train_step_begin(run_context)
                 outputs = net(*batch)
@@ -256,7 +317,6 @@ class Model:
             cb_params.pop("eval_results", None)
             if run_context.get_stop_requested():
                 break
-        cbs.on_train_end(run_context)
 
     @staticmethod
     def _should_eval(epoch: int, frequency) -> bool:

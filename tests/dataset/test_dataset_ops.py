@@ -225,3 +225,11 @@ def test_errors_name_the_problem():
         ds.GeneratorDataset(Src(), ["a", "b"], num_shards=2)
     with pytest.raises(RuntimeError, match="number of columns returned in 'map'"):
         rows(nums().map(lambda x: (x, x), ["a"]))
+
+
+def test_map_keeps_column_places_when_counts_match():
+    d = ds.NumpySlicesDataset({"a": [1], "b": [2], "c": [3]}, shuffle=False)
+    assert rows(d.map(lambda x: x * 10, ["b"])) == [(1, 20, 3)]
+    assert d.map(lambda x, y: (x, y), ["c", "a"]).get_col_names() == ["a", "b", "c"]
+    assert d.map(lambda x: x, ["b"], ["a"]).get_col_names() == ["a", "c"]
+    assert d.map(lambda x: (x, x), ["b"], ["b", "z"]).get_col_names() == ["b", "z", "a", "c"]

@@ -1,5 +1,6 @@
 """``python -m sporax run SCRIPT [ARGS]`` runs a MindSpore script on sporax;
-``python -m sporax ckpt ...`` inspects, converts and merges checkpoints."""
+``python -m sporax ckpt ...`` inspects, converts and merges checkpoints;
+``python -m sporax fl server|client ...`` runs federated learning on Flower (SuperLink, SuperNodes)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import runpy
 import sys
 
 USAGE = """usage: python -m sporax run SCRIPT [ARGS...]
-       python -m sporax ckpt {inspect,convert,merge} ..."""
+       python -m sporax ckpt {inspect,convert,merge} ...
+       python -m sporax fl {server,client} ..."""
 
 
 def run_script(script: str, args: list[str]) -> None:
@@ -37,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         ns = parser.parse_args(rest)
         run_script(ns.script, ns.args)
         return 0
+    if command == "fl":
+        from sporax.fl.cli import main as fl_main
+
+        return fl_main(rest)
     if command == "ckpt":
         from sporax.train.ckpt_cli import main as ckpt_main
 

@@ -189,9 +189,10 @@ def server_app(make_net, *, strategy=None, num_rounds: int | None = None, fracti
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         run_cfg = _run_config(context)
-        s = fl_settings(**{**run_cfg, "strategy": strategy if isinstance(strategy, str) else None,
-                           "num_rounds": num_rounds, "fraction_fit": fraction_fit, "round_timeout": round_timeout,
-                           "checkpoint_dir": checkpoint_dir, "resume": resume})
+        explicit = {"strategy": strategy if isinstance(strategy, str) else None, "num_rounds": num_rounds,
+                    "fraction_fit": fraction_fit, "round_timeout": round_timeout, "checkpoint_dir": checkpoint_dir,
+                    "resume": resume}
+        s = fl_settings(**{**run_cfg, **{k: v for k, v in explicit.items() if v is not None}})
         net = make_net()
         plan = Plan(net)
         from sporax.fl.strategy import make_strategy

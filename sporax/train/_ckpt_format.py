@@ -17,6 +17,10 @@ File = a concatenation of top-level messages, each (field numbers / wire types):
         15: slice layout (len)  sporax only: UTF-8 JSON ``{"full_shape", "offsets", ...}``
                                 of a sharded slice; other readers ignore unknown fields.
 
+A CRC-protected file written by sporax starts with a marker, top-level field 15 (len) holding
+``b"sporax:crc32"``, which other readers (MindSpore's protobuf parser) skip as an unknown
+field; a marked file whose trailer is gone (cut at a record boundary) is refused.
+
 Since concatenated protobuf messages merge, the whole file parses as one message whose
 repeated ``entry`` lists every record in order. A tensor larger than ``SPLIT_BYTES`` is
 written as consecutive entries with the same name and dims, each holding the next piece of
@@ -49,6 +53,11 @@ __all__ = [
     "read_exact_into",
     "check_window",
     "mmap_window",
+    "parse_json",
+    "check_dims",
+    "check_layout",
+    "check_memory",
+    "MAX_DIMS",
 ]
 
 #: Tensors with more content bytes than this are split over consecutive same-name entries
@@ -60,7 +69,115 @@ _CRC_MARK = b"crc_num"
 _CRC_LEN = 10
 _TRAILER = len(_CRC_MARK) + _CRC_LEN
 _LAYOUT_FIELD = 15
+_MARK_FIELD = 15  # top level: the CRC marker (inside an entry, 15 is the slice layout)
+_MARK_TEXT = b"sporax:crc32"
 _COPY_CHUNK = 64 * 1024 * 1024
+#: numpy's limit on the number of dimensions.
+MAX_DIMS = 64
+_MAX_BYTES = (1 << 63) - 1
+_MEMORY_CHECK_BYTES = 256 * 1024 * 1024  # reads this large first check the memory available
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _int_or_bad(text: str):
+    # "-0" and other negative literals can never be a size or offset: keep them out of ints
+    return float(text) if text.startswith("-") else int(text)
+
+
+def _unique_pairs(pairs: list) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"duplicate key {dup!r}")
+    return out
+
+
+def parse_json(text) -> object:
+    """Strict JSON: no NaN/Infinity, no duplicate keys, no lone surrogates, negative integers
+    parsed as floats (so no size can be negative), and ValueError (never RecursionError or
+    OverflowError) for anything else wrong, e.g. nesting too deep."""
+    try:
+        if isinstance(text, (bytes, bytearray, memoryview)):
+            text = bytes(text).decode("utf-8")
+        value = json.loads(
+            text, parse_constant=_reject_constant, parse_int=_int_or_bad, object_pairs_hook=_unique_pairs
+        )
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # lone surrogates (\ud800) fail here
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except (ValueError, OverflowError, TypeError) as e:  # JSONDecodeError, UnicodeError are ValueErrors
+        raise ValueError(f"invalid JSON ({e})") from None
+    return value
+
+
+def _is_int(x) -> bool:
+    return type(x) is int
+
+
+def check_dims(shape, itemsize: int) -> str | None:
+    """Why ``shape`` cannot be an array of ``itemsize``-byte elements, or None if it can."""
+    if len(shape) > MAX_DIMS:
+        return f"{len(shape)} dimensions (at most {MAX_DIMS})"
+    if not all(_is_int(d) for d in shape):
+        return f"shape {list(shape)!r} that is not a list of integers"
+    if any(d < 0 for d in shape):
+        return f"a negative dimension in shape {tuple(shape)}"
+    if math.prod(max(d, 1) for d in shape) * max(itemsize, 1) > _MAX_BYTES:
+        return f"shape {tuple(shape)}, too large for any array"
+    return None
+
+
+def check_layout(layout, shape: tuple) -> str | None:
+    """Why a slice ``layout`` record does not describe a slice of ``shape``, or None."""
+    if not isinstance(layout, dict):
+        return "the slice layout is not a JSON object"
+    full, offsets = layout.get("full_shape"), layout.get("offsets")
+    if not isinstance(full, list) or not all(_is_int(d) and d >= 0 for d in full) or len(full) > MAX_DIMS:
+        return f"the slice layout's full_shape {full!r} is not a list of non-negative integers"
+    if not isinstance(offsets, list) or not all(_is_int(o) and o >= 0 for o in offsets):
+        return f"the slice layout's offsets {offsets!r} are not a list of non-negative integers"
+    if not len(full) == len(offsets) == len(shape) or any(o + n > d for o, n, d in zip(offsets, shape, full)):
+        return f"the slice of shape {tuple(shape)} at offsets {tuple(offsets)} does not fit full_shape {tuple(full)}"
+    return None
+
+
+def _available_memory() -> int | None:
+    """Bytes this process could still allocate: MemAvailable + SwapFree, capped by a cgroup limit."""
+    try:
+        info = {}
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                info[key] = int(rest.split()[0]) * 1024
+        avail = info["MemAvailable"] + info.get("SwapFree", 0)
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current") as f:
+                avail = min(avail, int(limit) - int(f.read().strip()))
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def check_memory(path: str, name: str, nbytes: int) -> None:
+    """MemoryError naming the file, the parameter and the bytes, before allocating ``nbytes``
+    that the machine does not have (a huge but well-formed, e.g. sparse, file)."""
+    if nbytes < _MEMORY_CHECK_BYTES:
+        return
+    avail = _available_memory()
+    if avail is not None and nbytes > avail:
+        raise MemoryError(
+            f"Checkpoint file '{path}': parameter '{name}' needs {nbytes} bytes ({nbytes / 2**30:.1f} GiB) "
+            f"of memory to load, but only {max(avail, 0)} bytes are available."
+        )
 
 
 def np_dtype_of(dtype_name: str, path: str = "<memory>", name: str = "?") -> np.dtype:
@@ -112,6 +229,10 @@ def _as_bytes(buf) -> memoryview:
     return memoryview(buf).cast("B")
 
 
+#: The first bytes of a CRC-protected file that sporax wrote (an unknown field to MindSpore).
+CRC_MARKER = _len_field(_MARK_FIELD, len(_MARK_TEXT)) + _MARK_TEXT
+
+
 class CkptWriter:
     """Streams entries to an open binary file, splitting large tensors, tracking the CRC.
 
@@ -122,6 +243,8 @@ class CkptWriter:
     def __init__(self, f: BinaryIO, crc: bool = False) -> None:
         self._f = f
         self._crc = 0 if crc else None
+        if crc:
+            self._put(CRC_MARKER)
 
     def _put(self, data) -> None:
         self._f.write(data)
@@ -282,20 +405,21 @@ def _check_size(path: str, rec: TensorRecord) -> None:
             )
         return
     itemsize = np_dtype_of(rec.dtype_name, path, rec.name).itemsize
-    if any(d < 0 for d in rec.shape):
-        raise ValueError(
-            f"Checkpoint file '{path}': parameter '{rec.name}' has a negative dimension in shape {rec.shape}."
-        )
+    problem = check_dims(rec.shape, itemsize)
+    if problem is not None:
+        raise ValueError(f"Checkpoint file '{path}': parameter '{rec.name}' has {problem}.")
     expected = math.prod(rec.shape) * itemsize
     if expected != rec.nbytes:
         if rec.shape == (0,) and rec.nbytes == itemsize:  # MindSpore writes dims [0] for some scalars
             rec.shape = ()
-            return
-        raise ValueError(
+        else:
+            raise ValueError(
             f"Checkpoint file '{path}': parameter '{rec.name}' declares shape {rec.shape} and dtype "
             f"{rec.dtype_name} ({expected} bytes) but stores {rec.nbytes} bytes; the file is "
             "truncated or corrupted."
-        )
+            )
+    if rec.layout is not None and (problem := check_layout(rec.layout, rec.shape)) is not None:
+        raise ValueError(f"Checkpoint file '{path}': parameter '{rec.name}': {problem}.")
 
 
 class CkptReader:
@@ -304,14 +428,16 @@ class CkptReader:
     Only the small headers are touched while parsing; tensor bytes stay on disk until
     ``read``/``view``/``read_window`` asks for them. Any inconsistency raises ValueError
     naming the file and the problem. A CRC trailer, when present, is verified unless
-    ``verify_crc=False``.
+    ``verify_crc=False``; ``require_crc`` makes a missing trailer an error. A file that sporax
+    wrote with a CRC (marked at its start) is refused without its trailer in any case.
     """
 
-    def __init__(self, path: str, verify_crc: bool = True) -> None:
+    def __init__(self, path: str, verify_crc: bool = True, require_crc: bool = False) -> None:
         self.path = os.fspath(path)
         self.records: dict[str, TensorRecord] = {}
         self.skipped: list[str] = []
         self.has_crc = False
+        self.crc_marked = False
         self._file = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
         try:
             size = os.fstat(self._file.fileno()).st_size
@@ -325,6 +451,15 @@ class CkptReader:
                 if verify_crc:
                     self._verify_crc(end, int.from_bytes(self._mm[end + len(_CRC_MARK) : size], "big"))
             self._parse(end)
+            if not self.has_crc and (self.crc_marked or require_crc):
+                raise ValueError(
+                    f"Checkpoint file '{self.path}' has no CRC32 trailer"
+                    + (
+                        ", but it was written with one: the file is truncated."
+                        if self.crc_marked
+                        else " to check (crc_check=True)."
+                    )
+                )
         except BaseException:
             self.close()
             raise
@@ -354,11 +489,13 @@ class CkptReader:
 
     def _parse(self, end: int) -> None:
         mm = self._mm
-        if mm[0] != 0x0A:
+        if mm[0] not in (0x0A, (_MARK_FIELD << 3) | 2):
             raise self._fail(f"first byte is {mm[0]:#04x}, expected an entry (0x0a)")
         prev: TensorRecord | None = None
         try:
             for fno, wire, off, n in _fields(mm, 0, end):
+                if fno == _MARK_FIELD and wire == 2 and off == 2 and bytes(mm[off : off + n]) == _MARK_TEXT:
+                    self.crc_marked = True
                 if fno != 1 or wire != 2:
                     continue
                 name, t_off, t_len, has_map, layout = None, -1, 0, False, None
@@ -399,12 +536,15 @@ class CkptReader:
             _check_size(self.path, prev)
         if not self.records and not self.skipped:
             raise self._fail("no entries")
+        for name, rec in self.records.items():
+            if rec.dtype_name == STR_TYPE:
+                self.read(name)  # strings are small: decode now, so a bad one fails at open
 
     def _layout(self, mm, a: int, m: int) -> dict:
         try:
-            layout = json.loads(_utf8(mm, a, m))
-        except json.JSONDecodeError as e:
-            raise _Malformed(f"slice layout at byte {a} is not JSON ({e})") from None
+            layout = parse_json(_utf8(mm, a, m))
+        except ValueError as e:
+            raise _Malformed(f"slice layout at byte {a}: {e}") from None
         if not isinstance(layout, dict):
             raise _Malformed(f"slice layout at byte {a} is not a JSON object")
         return layout
@@ -422,7 +562,11 @@ class CkptReader:
         rec = self.records[name]
         if rec.dtype_name == STR_TYPE:
             data = b"".join(bytes(self._mm[o : o + n]) for o, n in rec.segments)
-            return str(np.frombuffer(data, f"<U{len(data) // 4}")[0]) if data else ""
+            try:  # UTF-32-LE as numpy stores it (trailing NULs dropped as numpy does)
+                return data.decode("utf-32-le", "surrogatepass").rstrip("\0")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"Checkpoint file '{self.path}': string '{name}' is not valid UTF-32 ({e}).") from None
+        check_memory(self.path, name, rec.nbytes)
         out = np.empty(rec.shape, self.np_dtype(rec))
         flat = memoryview(out.reshape(-1).view(np.uint8))
         pos = 0
@@ -484,6 +628,7 @@ def mmap_window(mm: mmap.mmap | None, path: str, rec: TensorRecord, dt: np.dtype
     """Copy a window of an unsplit record out of ``mm``, then drop the mapping of its pages
     (they stay in the page cache) so the read leaves nothing resident but the copy."""
     check_window(path, rec, offsets, sizes)
+    check_memory(path, rec.name, math.prod(sizes) * dt.itemsize)
     off, n = rec.segments[0]
     if n == 0 or mm is None:
         return np.empty(tuple(sizes), dt)

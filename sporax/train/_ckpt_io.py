@@ -109,14 +109,19 @@ def write_items(f, fmt: str, items: list[Item], strings: dict[str, str], crc: bo
     writer.finish()
 
 
-def open_checkpoint(path: str, format: str = "ckpt", verify_crc: bool = True):  # noqa: A002
+def open_checkpoint(path: str, format: str = "ckpt", verify_crc: bool = True, require_crc: bool = False):  # noqa: A002
     """A validating reader (``.records``, ``.read``, ``.read_window``, ``.close``) for a
-    ``.ckpt`` or ``.safetensors`` file; ValueError naming the file for anything malformed."""
+    ``.ckpt`` or ``.safetensors`` file; ValueError naming the file for anything malformed.
+    ``verify_crc`` checks a CRC that is present; ``require_crc`` makes a missing one an error."""
     path = os.fspath(path)
     fmt = resolve_format(path, format, "load_checkpoint")
     if not os.path.isfile(path):
         raise ValueError(f"For 'load_checkpoint', the checkpoint file '{path}' does not exist.")
-    return stio.SafetensorsReader(path, verify_crc) if fmt == "safetensors" else ckf.CkptReader(path, verify_crc)
+    reader = stio.SafetensorsReader if fmt == "safetensors" else ckf.CkptReader
+    try:
+        return reader(path, verify_crc, require_crc)
+    except OSError as e:  # unreadable (permissions, I/O error): still name the checkpoint
+        raise OSError(e.errno, f"Reading the checkpoint failed: {e.strerror or e}", path) from e
 
 
 def _libc_sync_file_range():
@@ -363,43 +368,49 @@ def merge_checkpoints(ckpt_files: list[str], out_file: str, format: str = "ckpt"
 
 
 def _merged_item(name: str, parts: list) -> Item:
-    first = parts[0][1]
+    """The full tensor ``name`` from its slices ``parts`` = [(reader, record)]: checked (same
+    full shape and dtype everywhere, slices inside it, enough of them) before anything is
+    allocated, assembled only when the writer reaches it."""
+    import math
+
+    r0, first = parts[0]
     if first.layout is None:
-        r = parts[0][0]
-        return Item(name, first.shape, first.dtype_name, lambda: [r.read(name)])
-    full = tuple(int(d) for d in first.layout["full_shape"])
-    distinct = {(tuple(rec.layout["offsets"]), rec.shape) for _, rec in parts if rec.layout}
-    if any(d < 0 for d in full) or sum(int(np.prod(shape)) for _, shape in distinct) < int(np.prod(full)):
+        if len(parts) > 1 and any(rec.layout is not None for _, rec in parts):
+            raise ValueError(
+                f"For 'merge_checkpoints', '{name}' is a full tensor in '{r0.path}' but a slice elsewhere."
+            )
+        return Item(name, first.shape, first.dtype_name, lambda: [r0.read(name)])
+    full = tuple(first.layout["full_shape"])  # readers validated every layout against its slice
+    for r, rec in parts:
+        if rec.layout is None or tuple(rec.layout["full_shape"]) != full or rec.dtype_name != first.dtype_name:
+            raise ValueError(
+                f"For 'merge_checkpoints', the slices of '{name}' in '{r.path}' and '{r0.path}' disagree on "
+                f"the full shape or dtype ({rec.layout and rec.layout.get('full_shape')} {rec.dtype_name} vs "
+                f"{list(full)} {first.dtype_name})."
+            )
+    distinct = {(tuple(rec.layout["offsets"]), rec.shape) for _, rec in parts}
+    itemsize = mstype.from_name(first.dtype_name).itemsize
+    if (problem := ckf.check_dims(list(full), itemsize)) is not None or sum(
+        math.prod(shape) for _, shape in distinct
+    ) < math.prod(full):
         # checked before allocating: a corrupted full_shape must not make the merge allocate it
         raise ValueError(
             f"For 'merge_checkpoints', the slices of '{name}' ({len(distinct)} distinct) cannot cover its "
-            f"full shape {full}; a rank's file is missing or a layout is corrupted."
+            f"full shape {full}{'' if problem is None else ' (' + problem + ')'}; a rank's file is missing or a "
+            "layout is corrupted."
         )
 
     def assemble() -> list[np.ndarray]:
+        ckf.check_memory(r0.path, name, math.prod(full) * (itemsize + 1))
         out = np.empty(full, mstype.from_name(first.dtype_name).np_dtype)
         covered = np.zeros(full, np.bool_)
         seen = set()
         for r, rec in parts:
-            if (
-                rec.layout is None
-                or tuple(rec.layout.get("full_shape", ())) != full
-                or rec.dtype_name != first.dtype_name
-            ):
-                raise ValueError(
-                    f"For 'merge_checkpoints', the slices of '{name}' in '{r.path}' disagree on the "
-                    f"full shape or dtype ({rec.layout}, {rec.dtype_name})."
-                )
-            offsets = tuple(int(o) for o in rec.layout["offsets"])
+            offsets = tuple(rec.layout["offsets"])
             if (offsets, rec.shape) in seen:
                 continue
             seen.add((offsets, rec.shape))
             index = tuple(slice(o, o + s) for o, s in zip(offsets, rec.shape))
-            if len(offsets) != len(full) or any(o < 0 or o + s > d for o, s, d in zip(offsets, rec.shape, full)):
-                raise ValueError(
-                    f"For 'merge_checkpoints', the slice of '{name}' in '{r.path}' at {offsets} with "
-                    f"shape {rec.shape} lies outside the full shape {full}."
-                )
             out[index] = r.read(name)
             covered[index] = True
         if not covered.all():

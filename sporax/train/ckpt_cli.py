@@ -5,20 +5,26 @@
 * ``convert IN OUT [--crc]`` rewrites a ``.ckpt`` as ``.safetensors`` or back (format from
   each file's extension), one tensor in memory at a time; layouts and strings are kept.
 * ``merge -o OUT FILE...`` rebuilds full tensors from per-rank slice files
-  (``serialization.merge_checkpoints``).
+  (``serialization.merge_checkpoints``); the slices' layouts are validated first.
+* ``temps CKPT [--remove]`` lists the temporary files that saves to ``CKPT`` left beside it
+  (a save killed mid-write leaves one), each marked ``stale`` (its writer is gone) or ``in use``
+  (a save is writing it now); ``--remove`` deletes the stale ones. (Every save removes the
+  stale ones of its own target first.)
 
-Malformed files give ``error: ...`` on stderr and exit status 1.
+Any bad input (a damaged, truncated or hostile file, a missing or unwritable path, slices that
+do not fit together) gives one ``error: ...`` line on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from sporax.train import _ckpt_format as ckf
 from sporax.train import _ckpt_io as cio
 
-__all__ = ["main", "inspect_checkpoint", "convert_checkpoint"]
+__all__ = ["main", "inspect_checkpoint", "convert_checkpoint", "temp_files_text"]
 
 
 def _human(n: int) -> str:
@@ -96,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", required=True, help="the merged checkpoint to write")
     p.add_argument("files", nargs="+", help="the per-rank checkpoints")
     p.add_argument("--crc", action="store_true", help="write a CRC32 into the output")
+    p = sub.add_parser("temps", help="list (and remove) temporary files that killed saves left beside a checkpoint")
+    p.add_argument("file", help="the checkpoint whose saves' temporary files to list")
+    p.add_argument("--remove", action="store_true", help="delete the stale ones (never one a live save holds)")
     ns = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         if ns.command == "inspect":
@@ -103,13 +112,40 @@ def main(argv: list[str] | None = None) -> int:
         elif ns.command == "convert":
             convert_checkpoint(ns.src, ns.dst, ns.crc)
             print(f"wrote {ns.dst}")
+        elif ns.command == "temps":
+            print(temp_files_text(ns.file, ns.remove))
         else:
             cio.merge_checkpoints(ns.files, ns.output, crc_check=ns.crc)
             print(f"wrote {ns.output} from {len(ns.files)} files")
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except (ValueError, OSError, MemoryError) as e:
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - a bug, but still one line rather than a traceback
+        print(f"error: unexpected {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:2000]
+
+
+def temp_files_text(path: str, remove: bool = False) -> str:
+    """The ``temps`` listing for checkpoint ``path`` (deleting the stale files when ``remove``)."""
+    found = cio.temp_files(path)
+    lines = []
+    for tmp, size, stale in found:
+        state = "stale" if stale else "in use"
+        if remove and stale:
+            try:
+                os.unlink(tmp)
+                state = "stale, removed"
+            except OSError as e:
+                state = f"stale, not removed ({e.strerror})"
+        lines.append(f"{tmp}  {_human(size)}  {state}")
+    n_stale = sum(stale for _, _, stale in found)
+    lines.append(f"{len(found)} temporary files, {n_stale} stale, {_human(sum(s for _, s, st in found if st))} stale")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ Guarantees:
 * **Bounded memory.** Saving streams one parameter at a time; a lazy parameter is generated
   window by window from its initializer (``Initializer.window``) and stays lazy.
 * **Validated.** Loading parses and checks the whole file (lengths, declared shape vs stored
-  bytes, CRC) before anything reaches the network, raises ValueError naming the file and the
-  problem, and never runs code from the file. ``load_param_into_net`` checks every match
+  bytes, layouts, and the CRC with ``crc_check=True``) before anything reaches the network,
+  raises ValueError naming the file and the problem for any damaged or hostile file (a
+  MemoryError naming the file and the bytes, before allocating, for a well-formed tensor
+  larger than the memory available), and never runs code from the file. ``load_param_into_net`` checks every match
   (shape, dtype) before it changes any parameter.
 * **Sharding-aware.** A network's ``parameter_layout_dict`` (name -> MindSpore layout tuple
   ``(dev_mat, tensor_map, slice_shape, ...)``) makes ``integrated_save=False`` write this
@@ -294,8 +296,11 @@ def _selected(name: str, specify, filt, choice_func) -> bool:
     return choice_func is None or bool(choice_func(name))
 
 
-def _wrap_param(array: np.ndarray, name: str) -> Parameter:
-    return Parameter(Tensor._wrap(_readonly(array)), name=name)
+def _wrap_param(array: np.ndarray, name: str, path: str) -> Parameter:
+    try:
+        return Parameter(Tensor._wrap(_readonly(array)), name=name)
+    except ValueError as e:  # e.g. a name longer than Parameter allows
+        raise ValueError(f"Checkpoint file '{path}': parameter {name[:80]!r}{'...' if len(name) > 80 else ''} cannot be loaded: {e}") from None
 
 
 def load_checkpoint(
@@ -316,8 +321,10 @@ def load_checkpoint(
 
     Tensor bytes go from the page cache straight into each parameter's own array. A
     parameter of ``net`` listed in its ``parameter_layout_dict`` gets only this rank's window
-    of a full tensor, read through a memory map. A CRC trailer is always verified when
-    present; ``crc_check=True`` also warns when there is none. Filtering (MindSpore's
+    of a full tensor, read through a memory map. ``crc_check=True`` verifies the file's CRC32
+    and makes a file without one an error; with ``crc_check=False`` (MindSpore's default and
+    meaning) the CRC is not computed, but a ``.ckpt`` that sporax wrote with a CRC and that lost
+    its trailer (truncated at a record boundary) is refused in any case. Filtering (MindSpore's
     rules): ``specify_prefix`` / ``filter_prefix`` (deprecated, and overriding
     ``choice_func``), else ``choice_func(name) -> bool``. An empty result raises ValueError.
     """
@@ -329,18 +336,19 @@ def load_checkpoint(
     filt = _check_prefix(filter_prefix, "filter_prefix")
     windows = _net_windows(net) if net is not None else {}
     result: dict = {}
-    with open_checkpoint(ckpt_file_name, format) as reader:
-        if crc_check and not getattr(reader, "has_crc", True):
-            _log.warning("load_checkpoint: '%s' carries no CRC32 to check.", reader.path)
+    if not isinstance(crc_check, bool):
+        raise TypeError(f"For 'load_checkpoint', the 'crc_check' should be a bool, but got {crc_check!r}.")
+    with open_checkpoint(ckpt_file_name, format, verify_crc=crc_check, require_crc=crc_check) as reader:
+        path = reader.path
         for name, rec in reader.records.items():
             if not _selected(name, specify, filt, choice_func):
                 continue
             if rec.dtype_name == ckf.STR_TYPE:
                 result[name] = reader.read(name)
             elif name in windows and rec.layout is None and (window := windows[name](rec.shape)) is not None:
-                result[name] = _wrap_param(reader.read_window(name, *window), name)
+                result[name] = _wrap_param(reader.read_window(name, *window), name, path)
             else:
-                result[name] = _wrap_param(reader.read(name), name)
+                result[name] = _wrap_param(reader.read(name), name, path)
         for name, s in getattr(reader, "strings", {}).items():
             if _selected(name, specify, filt, choice_func):
                 result[name] = s

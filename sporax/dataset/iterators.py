@@ -40,6 +40,9 @@ def _spawn_without_main():
         sys.modules["__main__"] = main
 
 
+_EMPTY = object()
+
+
 class _Epochs:
     """The rows of a dataset, epoch by epoch (numpy tuples)."""
 
@@ -51,6 +54,7 @@ class _Epochs:
         self.seed = config.get_seed()
         self.epoch = 0  # epochs begun
         self._it = None
+        self._pending = []  # the first element, computed while workers start
         self._left = 0  # rows left in the current epoch (persistent stream only)
         ctx = _BuildCtx(seed=self.seed)
         g = dataset._build(ctx)
@@ -67,15 +71,23 @@ class _Epochs:
     @staticmethod
     def _finish(it_ds, ctx):
         if ctx.processes > 1 and ctx.sliceable:
+            from absl import flags
+
+            if not flags.FLAGS.is_parsed():  # Grain's worker start reads its absl flags
+                flags.FLAGS.mark_as_parsed()
             it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=ctx.processes,
                                                                    per_worker_buffer_size=2))
         return it_ds
 
     def _start(self, it_ds):
+        # Workers start lazily, in Grain's threads, while the first element is computed: keep
+        # the stub __main__ in place until it arrives.
         with _spawn_without_main():
             it = iter(it_ds)
-            if hasattr(it, "start_prefetch"):
-                it.start_prefetch()
+            try:
+                self._pending = [next(it)]
+            except StopIteration:
+                self._pending = [_EMPTY]
         return it
 
     def begin_epoch(self) -> bool:
@@ -107,6 +119,11 @@ class _Epochs:
                 raise StopIteration
             self._left -= 1
         try:
+            if self._pending:
+                row = self._pending.pop()
+                if row is _EMPTY:
+                    raise StopIteration
+                return row
             return next(self._it)
         except StopIteration:
             self._left = 0

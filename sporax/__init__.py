@@ -6,7 +6,7 @@ unmodified MindSpore script with ``python -m sporax run train.py``.
 """
 
 from sporax import _jax_setup  # noqa: F401  (must run before jax is used)
-from sporax import common, communication, context, nn, ops, parallel, train
+from sporax import amp, common, communication, context, nn, ops, parallel, train
 from sporax.common import dtype
 from sporax.common.dtype import *  # noqa: F403
 from sporax.common.initializer import initializer
@@ -51,7 +51,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "Parameter", "ParameterTuple", "initializer", "set_seed", "get_seed", "dtype",
-    "common", "communication", "context", "nn", "ops",
+    "amp", "common", "communication", "context", "nn", "ops",
     "GRAPH_MODE", "PYNATIVE_MODE", "ParallelMode", "set_context", "get_context",
     "set_auto_parallel_context", "get_auto_parallel_context", "reset_auto_parallel_context",
     "set_ps_context", "get_ps_context", "set_fl_context", "get_fl_context", "jit", "grad", "value_and_grad", "Model",

@@ -37,6 +37,7 @@ class Cell:
         d["_flags"] = dict(flags or {})
         d["_jit_cache"] = {}
         d["parameter_layout_dict"] = {}  # name -> MindSpore layout tuple; drives sharded checkpoints
+        d["_mixed_precision_type"] = None  # compute dtype set by to_float (sporax.nn._mixed_precision)
 
     # ------------------------------------------------------------------ attribute protocol
     def __getattr__(self, name: str):
@@ -295,7 +296,33 @@ class Cell:
 
     def add_flags(self, **flags) -> Cell:
         self._flags.update(flags)
+        if "fp16" in flags or "fp32" in flags or "bf16" in flags:
+            from sporax.nn import _mixed_precision
+
+            _mixed_precision.apply_flags(self, flags)
         return self
+
+    def to_float(self, dst_type) -> Cell:
+        """Run this cell and all its children in ``dst_type`` (float16, bfloat16 or float32).
+
+        Inputs and Parameters are cast on entry to each cell; the Parameters keep their own
+        dtype (float32 master weights). See :mod:`sporax.nn._mixed_precision`.
+        """
+        from sporax.common import dtype as mstype
+
+        if dst_type not in (mstype.float16, mstype.float32, mstype.bfloat16):
+            raise ValueError(
+                "For 'to_float', the argument 'dst_type' must be mstype.float32, mstype.float16 or "
+                f"mstype.bfloat16, but got type: {type(dst_type)} and value: {dst_type}."
+            )
+        return self.add_flags_recursive(fp16=dst_type == mstype.float16, fp32=dst_type == mstype.float32,
+                                        bf16=dst_type == mstype.bfloat16)
+
+    def _mixed_precision_construct(self, *args, **kwargs):
+        """``construct`` of a cell with a compute dtype: the class's construct around casts."""
+        from sporax.nn import _mixed_precision
+
+        return _mixed_precision.run_construct(self, args, kwargs)
 
     def add_flags_recursive(self, **flags) -> Cell:
         for _, cell in self.cells_and_names():

@@ -1,9 +1,10 @@
 """``sporax.train`` (``mindspore.train``): checkpoints, Model, callbacks and metrics."""
 
-from sporax.train import callback, metrics, serialization
+from sporax.train import amp, callback, loss_scale_manager, metrics, serialization
 from sporax.train._ckpt_callback import CheckpointConfig, ModelCheckpoint
 from sporax.train._monitor_callbacks import EarlyStopping, History, LambdaCallback, ReduceLROnPlateau, SummaryCollector
 from sporax.train.callback import Callback, LossMonitor, ProgressBar, RunContext, TimeMonitor
+from sporax.train.loss_scale_manager import DynamicLossScaleManager, FixedLossScaleManager, LossScaleManager
 from sporax.train.metrics import Accuracy, Loss, Metric
 from sporax.train.model import Model
 from sporax.train.serialization import (
@@ -19,5 +20,6 @@ __all__ = [
     "Model", "Callback", "LossMonitor", "ProgressBar", "RunContext", "TimeMonitor", "Accuracy", "Loss", "Metric",
     "callback", "metrics", "serialization",
     "CheckpointConfig", "ModelCheckpoint", "EarlyStopping", "History", "LambdaCallback", "ReduceLROnPlateau",
-    "SummaryCollector",
+    "SummaryCollector", "amp", "loss_scale_manager", "LossScaleManager", "FixedLossScaleManager",
+    "DynamicLossScaleManager",
 ]

@@ -3,8 +3,12 @@
 ``Model(network, loss_fn=None, optimizer=None, metrics=None, eval_network=None,
 amp_level='O0')`` builds, as MindSpore does:
 
-- the train network: ``TrainOneStepCell(WithLossCell(network, loss_fn), optimizer)``; with no
-  ``loss_fn``, ``TrainOneStepCell(network, optimizer)`` (the network returns its loss); with no
+- the train network: ``amp.build_train_network(network, optimizer, loss_fn, amp_level,
+  loss_scale_manager=..., keep_batchnorm_fp32=...)``, i.e. ``TrainOneStepCell(WithLossCell(network,
+  loss_fn), optimizer)`` at O0; at O1/O2/O3 the network computes in float16 (see
+  :mod:`sporax.train.amp`), and a loss scale manager that drops overflowing steps (O2's default
+  ``DynamicLossScaleManager``) makes it a ``TrainOneStepWithLossScaleCell`` returning
+  ``(loss, overflow, scale)``; with no ``loss_fn`` the network returns its loss; with no
   optimizer, ``network`` itself is the train step;
 - the eval network: ``eval_network``, or ``WithEvalCell(network, loss_fn)`` whose
   ``(loss, outputs, label)`` feed the metrics (``Loss`` gets the loss, the others
@@ -139,14 +143,21 @@ class Model:
         self._network = network
         self._loss_fn = loss_fn
         self._optimizer = optimizer
-        self._amp_level = check_str_in(amp_level, ("O0", "O1", "O2", "O3", "auto"), "amp_level", "Model")
+        from sporax.train import amp
+
+        self._amp_level = amp.check_level(amp_level, boost_level)
         self._boost_level = check_str_in(boost_level, ("O0", "O1", "O2"), "boost_level", "Model")
-        if amp_level != "O0" or boost_level != "O0":
-            warnings.warn(
-                f"Model(amp_level={amp_level!r}, boost_level={boost_level!r}): sporax trains in the network's own "
-                "dtypes; automatic mixed precision and boost are not applied (O0 behaviour).",
-                stacklevel=2,
-            )
+        if boost_level != "O0":
+            warnings.warn(f"Model(boost_level={boost_level!r}): MindSpore's boost algorithms are not applied by "
+                          "sporax (O0 behaviour).", stacklevel=2)
+        for arg in kwargs:
+            if arg not in ("loss_scale_manager", "keep_batchnorm_fp32", "boost_config_dict", "acc_level"):
+                raise ValueError("The argument in 'kwargs' should be 'loss_scale_manager' or 'keep_batchnorm_fp32' or "
+                                 f"'boost_config_dict' or 'acc_level', but got '{arg}'.")
+        if optimizer is None and amp_level != "O0":
+            raise ValueError("Auto mixed precision will not work because 'optimizer' is None.Please set amp_level='O0' "
+                             "to disable auto mixed precision or set 'optimizer' not be None to use auto mixed "
+                             "precision.")
         self._metric_fns = get_metrics(metrics)
         if eval_indexes is not None and (not isinstance(eval_indexes, list) or len(eval_indexes) != 3):
             raise ValueError(msg("Model", "eval_indexes", "a list of 3 ints [loss, outputs, label]", eval_indexes))
@@ -154,6 +165,8 @@ class Model:
             raise TypeError(msg("Model", "eval_network", "a Cell", type(eval_network).__name__))
         self._kwargs = kwargs
         self._loss_scale_manager = kwargs.get("loss_scale_manager")
+        if self._loss_scale_manager is not None and optimizer is None:
+            raise ValueError("The argument 'optimizer' can not be None when set 'loss_scale_manager'.")
         self._train_network = self._build_train_network()
         self._eval_network = eval_network
         self._eval_indexes = eval_indexes
@@ -166,14 +179,14 @@ class Model:
 
     # ------------------------------------------------------------------ networks
     def _build_train_network(self):
-        from sporax.nn.wrap import TrainOneStepCell, WithLossCell
+        """``amp.build_train_network`` with this model's level and amp arguments, as MindSpore builds it."""
+        from sporax.train.amp import build_train_network
 
         if self._optimizer is None:
             return self._network
-        net = self._network
-        if self._loss_fn is not None:
-            net = WithLossCell(net, self._loss_fn)
-        return TrainOneStepCell(net, self._optimizer)
+        amp_config = {k: self._kwargs[k] for k in ("loss_scale_manager", "keep_batchnorm_fp32") if k in self._kwargs}
+        return build_train_network(self._network, self._optimizer, self._loss_fn, level=self._amp_level,
+                                   boost_level=self._boost_level, **amp_config)
 
     @property
     def train_network(self):

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sporax.common import _rng
+from sporax.common import _promotion, _rng
 from sporax.common import dtype as mstype
 from sporax.common.dtype import Type
 from sporax.common.initializer import Initializer
@@ -554,16 +554,27 @@ def wrap(x):
     return x
 
 
-def _binary(fn, reflected=False):
+def _binary(fn, reflected=False, op="arith", arith=False):
+    """An operator method: operands promoted by MindSpore's rules (:mod:`sporax.common._promotion`)."""
+
     def method(self, other):
-        if isinstance(other, Tensor):
-            other = other._jax()
-        elif not isinstance(other, (numbers.Number, np.ndarray, np.generic, jax.Array, jax.core.Tracer)):
+        if not isinstance(other, _OPERAND_TYPES):
             return NotImplemented
-        a = self._jax()
-        return Tensor._wrap(fn(other, a) if reflected else fn(a, other))
+        if type(other) is type(self) and other._dtype is self._dtype:  # fast path: nothing to promote
+            a, b = self._jax(), other._jax()
+            if op == "truediv" and self._dtype._np.kind in "biu":
+                a, b = a.astype(np.float32), b.astype(np.float32)
+        else:
+            a, b = _promotion.promote(self, other, op) if not reflected else _promotion.promote(other, self, op)[::-1]
+        out = fn(b, a) if reflected else fn(a, b)
+        if arith and out.dtype != a.dtype:  # Bool // Bool stays Bool, as in MindSpore
+            out = out.astype(a.dtype)
+        return Tensor._wrap(out)
 
     return method
+
+
+_OPERAND_TYPES = (Tensor, numbers.Number, np.ndarray, np.generic, jax.Array, jax.core.Tracer)
 
 
 def _unary(fn):
@@ -573,19 +584,22 @@ def _unary(fn):
     return method
 
 
+_OP_KIND = {"mul": "mul", "truediv": "truediv"}
 for _name, _fn in {
     "add": jnp.add,
-    "sub": jnp.subtract,
+    "sub": _promotion.subtract,
     "mul": jnp.multiply,
     "truediv": jnp.true_divide,
     "floordiv": jnp.floor_divide,
     "mod": jnp.mod,
     "pow": jnp.power,
     "matmul": jnp.matmul,
-    "and": jnp.logical_and,
-    "or": jnp.logical_or,
-    "xor": jnp.logical_xor,
 }.items():
+    _kind = _OP_KIND.get(_name, "arith")
+    setattr(Tensor, f"__{_name}__", _binary(_fn, op=_kind, arith=True))
+    setattr(Tensor, f"__r{_name}__", _binary(_fn, reflected=True, op=_kind, arith=True))
+
+for _name, _fn in {"and": jnp.logical_and, "or": jnp.logical_or, "xor": jnp.logical_xor}.items():
     setattr(Tensor, f"__{_name}__", _binary(_fn))
     setattr(Tensor, f"__r{_name}__", _binary(_fn, reflected=True))
 

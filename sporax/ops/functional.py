@@ -1,10 +1,15 @@
-"""Functional ops of ``mindspore.ops`` (``ops.matmul``, ``ops.reshape``, ...), on jax.numpy."""
+"""Functional ops of ``mindspore.ops`` (``ops.matmul``, ``ops.reshape``, ...), on jax.numpy.
+
+Binary arithmetic ops take their result dtype from :mod:`sporax.common._promotion`
+(MindSpore's promotion table, one place for every op): ``_promotion.binary(jnp.fn, x, y, op=...)``.
+"""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
+from sporax.common import _promotion
 from sporax.common.tensor import Tensor, unwrap
 
 __all__ = ["matmul", "add", "sub", "mul", "div", "reshape", "transpose", "cast", "ones", "zeros",
@@ -18,31 +23,31 @@ def _w(x) -> Tensor:
 
 
 def matmul(x, y) -> Tensor:
-    return _w(jnp.matmul(unwrap(x), unwrap(y)))
+    return _promotion.binary(jnp.matmul, x, y)
 
 
 def add(x, y) -> Tensor:
-    return _w(jnp.add(unwrap(x), unwrap(y)))
+    return _promotion.binary(jnp.add, x, y)
 
 
 def sub(x, y) -> Tensor:
-    return _w(jnp.subtract(unwrap(x), unwrap(y)))
+    return _promotion.binary(_promotion.subtract, x, y)
 
 
 def mul(x, y) -> Tensor:
-    return _w(jnp.multiply(unwrap(x), unwrap(y)))
+    return _promotion.binary(jnp.multiply, x, y, op="mul")
 
 
 def div(x, y) -> Tensor:
-    return _w(jnp.true_divide(unwrap(x), unwrap(y)))
+    return _promotion.binary(jnp.true_divide, x, y, op="truediv")
 
 
 def maximum(x, y) -> Tensor:
-    return _w(jnp.maximum(unwrap(x), unwrap(y)))
+    return _promotion.binary(jnp.maximum, x, y)
 
 
 def minimum(x, y) -> Tensor:
-    return _w(jnp.minimum(unwrap(x), unwrap(y)))
+    return _promotion.binary(jnp.minimum, x, y)
 
 
 def reshape(x, shape) -> Tensor:

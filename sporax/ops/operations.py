@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from sporax.common import _promotion
 from sporax.common._validation import check_bool
 from sporax.common.tensor import Tensor, unwrap
 from sporax.ops.primitive import Primitive
@@ -27,10 +28,19 @@ class MatMul(Primitive):
             a = jnp.swapaxes(a, -1, -2)
         if self.transpose_b:
             b = jnp.swapaxes(b, -1, -2)
-        return Tensor._wrap(jnp.matmul(a, b))
+        return _promotion.binary(jnp.matmul, a, b)
 
 
 BatchMatMul = MatMul
+
+
+def _binary_op(name: str, fn, op: str = "arith"):
+    """An operator class over two operands promoted by MindSpore's rules (sporax.common._promotion)."""
+
+    def __call__(self, x, y):
+        return _promotion.binary(fn, x, y, op)
+
+    return type(name, (Primitive,), {"__call__": __call__, "__doc__": f"Elementwise ``{fn.__name__}``."})
 
 
 def _elementwise(name: str, fn):
@@ -40,10 +50,10 @@ def _elementwise(name: str, fn):
     return type(name, (Primitive,), {"__call__": __call__, "__doc__": f"Elementwise ``{fn.__name__}``."})
 
 
-Add = _elementwise("Add", jnp.add)
-Sub = _elementwise("Sub", jnp.subtract)
-Mul = _elementwise("Mul", jnp.multiply)
-RealDiv = _elementwise("RealDiv", jnp.true_divide)
+Add = _binary_op("Add", jnp.add)
+Sub = _binary_op("Sub", _promotion.subtract)
+Mul = _binary_op("Mul", jnp.multiply, "mul")
+RealDiv = _binary_op("RealDiv", jnp.true_divide, "realdiv")
 Div = RealDiv
 Square = _elementwise("Square", jnp.square)
 Sqrt = _elementwise("Sqrt", jnp.sqrt)
@@ -51,9 +61,9 @@ Exp = _elementwise("Exp", jnp.exp)
 Log = _elementwise("Log", jnp.log)
 Neg = _elementwise("Neg", jnp.negative)
 Abs = _elementwise("Abs", jnp.abs)
-Maximum = _elementwise("Maximum", jnp.maximum)
-Minimum = _elementwise("Minimum", jnp.minimum)
-Pow = _elementwise("Pow", jnp.power)
+Maximum = _binary_op("Maximum", jnp.maximum)
+Minimum = _binary_op("Minimum", jnp.minimum)
+Pow = _binary_op("Pow", jnp.power)
 Tanh = _elementwise("Tanh", jnp.tanh)
 ReLU = _elementwise("ReLU", lambda x: jnp.maximum(x, 0))
 Identity = _elementwise("Identity", lambda x: x)

@@ -52,6 +52,7 @@ __all__ = [
     "discover",
     "discover_with_cells",
     "prepare_constants",
+    "bump_flags",
 ]
 
 _KINDS = ("jit", "grad")
@@ -332,6 +333,17 @@ def walk_cell_cached(cell) -> tuple[list, tuple]:
 
 
 _WALK_KEY = "walk"
+
+# Bumped whenever a Parameter flag that changes what traced code computes (``requires_grad``:
+# zero gradients for frozen weights) changes; every compiled call keys its cache on it, so a
+# layer frozen or unfrozen between training phases is re-traced, never served stale.
+flags_version = 0
+
+
+def bump_flags() -> None:
+    """Invalidate compiled calls that read Parameter flags at trace time (see ``flags_version``)."""
+    global flags_version
+    flags_version += 1
 
 
 def cell_parameters(cell) -> list:

@@ -307,11 +307,12 @@ def _run_compiled(cache: dict, fn, state: list, args: tuple, kwargs: dict, extra
         ids = set(map(id, state))
         extra = [x[1] for x in template if x is not _T and x is not _A and isinstance(x[1], Parameter)]
         state[:-1] = state[:-1] + [p for p in extra if id(p) not in ids]
-    key = (tuple(map(id, state)), extra_key, sig, readonly)
+    flags = _binding.flags_version  # a requires_grad change re-traces (it decides zero gradients)
+    key = (tuple(map(id, state)), extra_key, sig, readonly, flags)
     entry = cache.get(key)
     if entry is None:
         entry = cache[key] = _build(fn, state, template, treedef, dyn, readonly)
-    cache[_LAST] = (state_in, extra_key, sig, entry, readonly)
+    cache[_LAST] = (state_in, extra_key, sig, entry, readonly, flags)
     out = _execute(entry, dyn)
     if out is _RETRACE:  # a state shape/dtype changed (set_data(slice_shape=True)): trace again
         del cache[key]
@@ -337,7 +338,7 @@ def _run_cell(cell, args: tuple, kwargs: dict):
     cache = cell.__dict__["_jit_cache"]
     last = cache.get(_LAST)
     if (last is not None and last[0] is params and last[1] == training and not kwargs and not last[4]
-            and key_state._counter_token is _rng._counter):
+            and last[5] == _binding.flags_version and key_state._counter_token is _rng._counter):
         dyn, sig, template, _ = _split_args(args, kwargs)
         if template is None and sig == last[2]:
             out = _execute(last[3], dyn)

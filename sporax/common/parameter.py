@@ -151,7 +151,10 @@ class Parameter(Tensor):
 
     @requires_grad.setter
     def requires_grad(self, value) -> None:
-        self._requires_grad = check_bool(value, "requires_grad", "Parameter")
+        value = check_bool(value, "requires_grad", "Parameter")
+        if value != self._requires_grad:  # compiled/cached gradient calls read it at trace time
+            _binding.bump_flags()
+        self._requires_grad = value
 
     @property
     def layerwise_parallel(self) -> bool:

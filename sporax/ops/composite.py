@@ -67,11 +67,42 @@ def _store(target, value) -> None:
         target._value = value
 
 
-def _fix_grad(g, like):
-    """A float0 gradient (integer input) as zeros of the input's dtype."""
+def _shadow_dtype(dtype):
+    """The float dtype that holds an integer (or Bool) input's values exactly while differentiating."""
+    return jnp.float64 if np.dtype(dtype).itemsize >= 4 else jnp.float32
+
+
+def _int_grad(g, like):
+    """The float gradient of an integer input, in the input's dtype (rounded, as integer math gives)."""
     if getattr(g, "dtype", None) == jax.dtypes.float0:
         return jnp.zeros(like.shape, like.dtype)
-    return g
+    if like.dtype == np.bool_:
+        return g.astype(like.dtype)
+    return jnp.round(g).astype(like.dtype)
+
+
+def _int_outputs(fn, args, kwargs, positions, orig_in, bound, values, out_arrays):
+    """``out_arrays`` (computed on float shadows) cast to the dtypes the integer inputs give.
+
+    The dtypes come from an abstract trace of ``fn`` on the original inputs (no compile, no
+    state change); if ``fn`` cannot be traced so, the float outputs are returned as they are.
+    """
+
+    def original(d_in, vals):
+        call_args = list(args)
+        for pos, a in zip(positions, d_in):
+            call_args[pos] = Tensor._wrap(a)
+        with _binding.bind(bound, vals, kind="grad"):
+            out = fn(*call_args, **kwargs)
+        return [_as_array(x) for x in jax.tree_util.tree_leaves(out)]
+
+    try:
+        shapes = jax.eval_shape(original, orig_in, values)
+    except Exception:  # noqa: BLE001 - only a refinement of the dtypes
+        return out_arrays
+    if len(shapes) != len(out_arrays):
+        return out_arrays
+    return [o.astype(s.dtype) if hasattr(o, "dtype") and o.dtype != s.dtype else o for o, s in zip(out_arrays, shapes)]
 
 
 _MAX_BPROP_ENTRIES = 16
@@ -140,7 +171,13 @@ def _differentiate_eager(fn, args: tuple, kwargs: dict, positions: tuple, weight
         if not isinstance(args[pos], (Tensor, jax.Array, np.ndarray, jax.core.Tracer)):
             raise TypeError(msg("grad", f"input {pos}", "a Tensor to differentiate", type(args[pos]).__name__))
     diff_in = [_as_array(args[pos]) for pos in positions]
+    # MindSpore differentiates integer inputs as real numbers (its test_SubGrad, test_transpose_grad):
+    # JAX has no integer tangents, so they are differentiated as a float shadow of the same values,
+    # and the gradient is rounded back to the input's dtype.
     int_pos = {i for i, a in enumerate(diff_in) if not _is_float(a.dtype)}
+    orig_in = list(diff_in)
+    for i in int_pos:
+        diff_in[i] = jnp.asarray(diff_in[i]).astype(_shadow_dtype(diff_in[i].dtype))
     w_vals = _binding.materialize(weights)
     w_ids = {id(p) for p in weights}
     others = [p for p in (_binding.cell_parameters(fn) if _binding._is_cell(fn) else []) if id(p) not in w_ids]
@@ -178,21 +215,30 @@ def _differentiate_eager(fn, args: tuple, kwargs: dict, positions: tuple, weight
     if sens is None:
         ct = jax.tree_util.tree_map(_ones_like_cotangent, primal)
     else:
-        ct = _sens_cotangent(sens, primal)
+        ct = _sens_cotangent(sens, primal, shadowed=bool(int_pos))
     g_in, g_w = vjp_fn(ct)
     for i, v in zip(side["changed"], new_vals):
         _store(bound[i], v)
     for p, v in zip(side["adopted"], adopted_vals):
         _store(p, v)
-    g_in = [_fix_grad(g, a) if i in int_pos else g for i, (g, a) in enumerate(zip(g_in, diff_in))]
+    g_in = [_int_grad(g, a) if i in int_pos else g for i, (g, a) in enumerate(zip(g_in, orig_in))]
     g_w = [g if p.requires_grad else jnp.zeros_like(g) for p, g in zip(weights, g_w)]
+    if int_pos:  # outputs as the integer inputs would have given them
+        out_arrays = _int_outputs(fn, args, kwargs, positions, orig_in, bound, [*w_vals, *other_vals], out_arrays)
     leaves = [Tensor._wrap(a) if is_t else a for a, is_t in zip(out_arrays, side["kinds"])]
     outputs = side["tree"].unflatten(leaves)
     return outputs, [Tensor._wrap(g) for g in g_in], [Tensor._wrap(g) for g in g_w]
 
 
-def _sens_cotangent(sens, primal):
-    """The user's sensitivity as a cotangent of the output's structure and dtypes."""
+def _sens_cotangent(sens, primal, shadowed: bool = False):
+    """The user's sensitivity as a cotangent of the output's structure and dtypes (MindSpore's rule).
+
+    Each sens must have its output's shape and dtype (ValueError / TypeError naming ``sens``),
+    except for a scalar (0-d) output, whose sens may have any shape: the output is taken as
+    broadcast to it, so the cotangent is the sum of the sens (MindSpore 2.10's result for the
+    tutorial's "gradient with sens" on a scalar loss). ``shadowed``: the outputs were computed
+    on float shadows of integer inputs, whose sens has the integer dtype.
+    """
     sens_tree = jax.tree_util.tree_map(_as_array, sens)
     s_leaves = jax.tree_util.tree_leaves(sens_tree)
     p_leaves, p_tree = jax.tree_util.tree_flatten(primal)
@@ -202,11 +248,30 @@ def _sens_cotangent(sens, primal):
             f"but got {len(s_leaves)}."
         )
     ct = []
-    for s, p in zip(s_leaves, p_leaves):
-        if _is_float(p.dtype):
-            ct.append(jnp.broadcast_to(jnp.asarray(s, p.dtype), p.shape))
-        else:
+    for i, (s, p) in enumerate(zip(s_leaves, p_leaves)):
+        if not _is_float(p.dtype):
             ct.append(np.zeros(p.shape, jax.dtypes.float0))
+            continue
+        where = "'sens'" if len(p_leaves) == 1 else f"'sens' element {i}"
+        s_shape = tuple(np.shape(s))
+        if tuple(p.shape) == ():
+            ct.append(jnp.sum(jnp.asarray(s, p.dtype)))
+            continue
+        if s_shape != tuple(p.shape):
+            raise ValueError(
+                f"For 'GradOperation', the {where} should have the network output's shape {tuple(p.shape)}, "
+                f"but got shape {s_shape}."
+            )
+        s_dtype = getattr(s, "dtype", None)
+        # (an output computed on the float shadow of integer inputs takes the integer sens as is)
+        if s_dtype is not None and s_dtype != p.dtype and not shadowed:
+            from sporax.common import dtype as mstype
+
+            raise TypeError(
+                f"For 'GradOperation', the {where} should have the network output's dtype "
+                f"{mstype.from_numpy(p.dtype)}, but got {mstype.from_numpy(s_dtype)}."
+            )
+        ct.append(jnp.asarray(s, p.dtype))
     return p_tree.unflatten(ct)
 
 
@@ -310,6 +375,9 @@ class GradOperation:
 
 
 # ---------------------------------------------------------------------------------- functional
+_DIFFERENTIABLE = (Tensor, jax.Array, np.ndarray, jax.core.Tracer)
+
+
 def _positions(grad_position, n_args: int, where: str) -> tuple[tuple, bool]:
     """(positions, whether one Tensor is returned) for ``grad_position``."""
     if grad_position is None:
@@ -339,6 +407,9 @@ def _make(fn, grad_position, weights, has_aux: bool, with_value: bool, where: st
 
     def finish(*args, **kwargs):
         positions, single_pos = _positions(grad_position, len(args), where)
+        kept = tuple(p for p in positions if isinstance(args[p], _DIFFERENTIABLE))
+        if kept != positions:  # MindSpore drops Python-number positions (jit or not)
+            positions, single_pos = kept, len(kept) == 1
         out, g_in, g_w = _differentiate(fn, args, kwargs, positions, w_list, None, has_aux)
         if return_ids:  # MindSpore pairs each gradient with its input index or parameter name
             g_in = [(pos, g) for pos, g in zip(positions, g_in)]

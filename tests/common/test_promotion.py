@@ -127,6 +127,8 @@ def test_hypothesis_python_scalar_operand_follows_the_table(dtype, scalar, op, p
     kind = type(scalar).__name__
     if op in ("mod", "floordiv") and "complex" in dtype:
         return  # XLA has no complex floor division or remainder
+    if op == "pow" and kind == "int":
+        scalar = abs(scalar)  # JAX refuses integers raised to negative powers
     fn = OPS[op]
     if reflected:
         if op in ("pow", "mod", "floordiv", "truediv") and not scalar and dtype != "bool":

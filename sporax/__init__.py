@@ -38,6 +38,8 @@ from sporax.train import (
     ModelCheckpoint,
     ReduceLROnPlateau,
     SummaryCollector,
+    export,
+    load,
     LossMonitor,
     Model,
     RunContext,
@@ -57,6 +59,6 @@ __all__ = [
     "set_ps_context", "get_ps_context", "set_fl_context", "get_fl_context", "jit", "grad", "value_and_grad", "Model",
     "Callback", "LossMonitor",
     "RunContext", "TimeMonitor", "CheckpointConfig", "ModelCheckpoint", "EarlyStopping", "History", "LambdaCallback",
-    "ReduceLROnPlateau", "SummaryCollector", "save_checkpoint", "load_checkpoint", "load_param_into_net", "train", "parallel",
+    "ReduceLROnPlateau", "SummaryCollector", "export", "load", "save_checkpoint", "load_checkpoint", "load_param_into_net", "train", "parallel",
     *dtype.__all__,
 ]

@@ -2,6 +2,7 @@
 
 from sporax.train import amp, callback, loss_scale_manager, metrics, serialization
 from sporax.train._ckpt_callback import CheckpointConfig, ModelCheckpoint
+from sporax.train._export import export, load
 from sporax.train._monitor_callbacks import EarlyStopping, History, LambdaCallback, ReduceLROnPlateau, SummaryCollector
 from sporax.train.callback import Callback, LossMonitor, ProgressBar, RunContext, TimeMonitor
 from sporax.train.loss_scale_manager import DynamicLossScaleManager, FixedLossScaleManager, LossScaleManager
@@ -21,5 +22,5 @@ __all__ = [
     "callback", "metrics", "serialization",
     "CheckpointConfig", "ModelCheckpoint", "EarlyStopping", "History", "LambdaCallback", "ReduceLROnPlateau",
     "SummaryCollector", "amp", "loss_scale_manager", "LossScaleManager", "FixedLossScaleManager",
-    "DynamicLossScaleManager",
+    "DynamicLossScaleManager", "export", "load",
 ]

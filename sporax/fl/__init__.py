@@ -11,7 +11,9 @@ Flower's ``Context.state``.
 * ``client_app(...)`` / ``server_app(...)``: Flower ``ClientApp`` / ``ServerApp`` for a real
   deployment (``python -m sporax fl server|client ...`` starts SuperLink and SuperNodes);
 * ``FedAvg`` / ``FedProx`` / ``FedAdam``: Flower's Message-API strategies, partial by flags;
-* ``proximal_term(net)``: FedProx's term for the local loss.
+* ``proximal_term(net)``: FedProx's term for the local loss;
+* ``ModelTrainer(loss_fn, optimizer_fn)``: a ``train_fn`` training with ``sporax.train.Model``
+  on a dataset (the proximal term added under FedProx).
 
 Needs ``flwr`` (``pip install sporax[fl]``).
 """
@@ -28,6 +30,7 @@ from sporax.fl.client import FLClient, client_app, proximal_term
 from sporax.fl.server import FLResult, ServerCheckpoint, run_rounds, server_app
 from sporax.fl.simulation import LocalGrid, simulate
 from sporax.fl.strategy import FedAdam, FedAvg, FedProx, make_strategy
+from sporax.fl.trainer import ModelTrainer
 
 __all__ = [
     "simulate",
@@ -42,6 +45,7 @@ __all__ = [
     "FedAdam",
     "make_strategy",
     "proximal_term",
+    "ModelTrainer",
     "ServerCheckpoint",
     "LocalGrid",
 ]

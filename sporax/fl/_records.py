@@ -55,9 +55,12 @@ def _is_float(dtype: np.dtype) -> bool:
 
 
 def _all_finite(value: np.ndarray) -> bool:
+    if value.size == 0:
+        return True
     if not np.issubdtype(value.dtype, np.floating):
         value = value.astype(np.float32)  # ml_dtypes floats all fit in float32
-    return bool(np.isfinite(value).all())
+    # min and max propagate NaN and reach +-Inf, without the temporary of isfinite(value).all()
+    return bool(np.isfinite(value.min()) and np.isfinite(value.max()))
 
 
 class Plan:
@@ -94,7 +97,10 @@ class Plan:
         return tuple((e.name, e.shape, e.dtype.str, e.push, e.pull, e.aggr) for e in self.entries.values())
 
     def check(self, name: str, array: Array, *, direction: str) -> np.ndarray:
-        """Decode ``array`` sent for ``name`` after checking it fits; RejectedArray otherwise."""
+        """Decode ``array`` sent for ``name`` after checking it fits; RejectedArray otherwise.
+
+        ``direction`` is "push" (a client's reply, also checked for NaN/Inf) or "pull" (the
+        server's message to a client, whose values the server checked when they came in)."""
         entry = self.entries.get(name)
         if entry is None:
             raise RejectedArray(f"parameter {name!r} is not a parameter of the network")
@@ -120,7 +126,7 @@ class Plan:
             raise RejectedArray(
                 f"parameter {name!r} decodes to {value.dtype}{list(value.shape)}, expected {entry.dtype}{list(entry.shape)}"
             )
-        if _is_float(entry.dtype) and not _all_finite(value):
+        if direction == "push" and _is_float(entry.dtype) and not _all_finite(value):
             raise RejectedArray(f"parameter {name!r} contains NaN or Inf values")
         return value
 
@@ -130,22 +136,45 @@ def _dtype_name(dtype: np.dtype) -> str:
 
 
 def to_array(value: np.ndarray) -> Array:
-    """A Flower ``Array`` for ``value``: Flower's numpy serialization, raw bytes for bfloat16 & co."""
+    """A Flower ``Array`` for ``value``: Flower's numpy serialization (an ``.npy`` image, written
+    with one copy of the data), raw bytes for bfloat16 and the other ml_dtypes."""
     value = np.asarray(value)
+    if not value.flags.c_contiguous:  # (np.ascontiguousarray would turn a 0-d array into 1-d)
+        value = value.copy(order="C")
+    shape = tuple(int(d) for d in value.shape)
     if value.dtype.kind == "V" or value.dtype.type.__module__.startswith("ml_dtypes"):
-        data = np.ascontiguousarray(value).astype(value.dtype.newbyteorder("<"), copy=False).tobytes()
-        return Array(dtype=str(value.dtype), shape=tuple(int(d) for d in value.shape), stype=_RAW_STYPE, data=data)
-    return Array(value)
+        data = value.astype(value.dtype.newbyteorder("<"), copy=False).tobytes()
+        return Array(dtype=str(value.dtype), shape=shape, stype=_RAW_STYPE, data=data)
+    if value.dtype.hasobject:
+        raise TypeError(f"sporax.fl cannot send an array of dtype {value.dtype}")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(value))
+    data = b"".join((header.getvalue(), memoryview(value.reshape(-1)).cast("B")))
+    return Array(dtype=str(value.dtype), shape=shape, stype=_NUMPY_STYPE, data=data)
 
 
 def from_array(array: Array) -> np.ndarray:
-    """The numpy array in ``array`` (never unpickles)."""
+    """The numpy array in ``array``: a read-only view of its bytes, no copy (never unpickles)."""
     if array.stype == _RAW_STYPE:
         dtype = np.dtype(getattr(ml_dtypes, array.dtype))
-        return np.frombuffer(array.data, dtype=dtype).reshape(array.shape).copy()
-    if array.stype == _NUMPY_STYPE:
+        return np.frombuffer(array.data, dtype=dtype).reshape(array.shape)
+    if array.stype != _NUMPY_STYPE:
+        raise ValueError(f"unsupported serialization {array.stype!r}")
+    stream = io.BytesIO(array.data)
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+    else:
         return np.load(io.BytesIO(array.data), allow_pickle=False)
-    raise ValueError(f"unsupported serialization {array.stype!r}")
+    if dtype.hasobject:
+        raise ValueError("object arrays are refused")
+    count = int(np.prod(shape, dtype=np.int64))
+    if len(array.data) - stream.tell() != count * dtype.itemsize:
+        raise ValueError(f"{len(array.data) - stream.tell()} bytes of data for {count} elements of {dtype}")
+    flat = np.frombuffer(array.data, dtype=dtype, count=count, offset=stream.tell())
+    return flat.reshape(shape[::-1]).T if fortran else flat.reshape(shape)
 
 
 def record_from(values: dict[str, np.ndarray]) -> ArrayRecord:

@@ -71,9 +71,17 @@ def _params(net) -> dict:
 
 
 def _assign(param, value: np.ndarray) -> None:
-    from sporax.common.tensor import Tensor
+    """Give ``param`` the values of ``value`` (a read-only array nobody else writes: no copy)."""
+    from sporax.common.tensor import Tensor, _readonly
 
-    param.set_data(Tensor(value))
+    if value.flags.writeable:
+        value = value.copy()
+    param.set_data(Tensor._wrap(_readonly(value)))
+
+
+def _host(param) -> np.ndarray:
+    """``param``'s values as a host array (no copy when they already are one)."""
+    return np.asarray(param)
 
 
 class FLClient:
@@ -156,7 +164,7 @@ class FLClient:
 
     def _save_state(self, context: Context, net, plan: Plan, server_round: int) -> None:
         params = _params(net)
-        values = {name: params[name].asnumpy() for name in plan.local}
+        values = {name: _host(params[name]) for name in plan.local}
         context.state[_STATE_LOCAL] = record_from(values)
         meta = context.state.config_records.get(_STATE_META)
         version = (int(meta["version"]) if meta is not None else 0) + 1
@@ -168,7 +176,8 @@ class FLClient:
             from sporax.train.serialization import save_checkpoint
 
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            save_checkpoint({n: Tensor(v) for n, v in values.items()}, path, append_dict={"fl_round": server_round})
+            save_checkpoint({n: Tensor._wrap(v) for n, v in values.items()}, path,
+                            append_dict={"fl_round": server_round})
 
     def parameters(self, context: Context) -> dict[str, np.ndarray]:
         """This client's parameters (name -> numpy array) as they are now."""
@@ -214,7 +223,7 @@ class FLClient:
             raise TypeError(f"sporax.fl: 'train_fn' should return the number of local examples (an int >= 0), "
                             f"but returned {num_examples!r}.")
         params = _params(net)
-        pushed = record_from({name: params[name].asnumpy() for name in plan.pushed})
+        pushed = record_from({name: _host(params[name]) for name in plan.pushed})
         self._save_state(context, net, plan, server_round)
         content = RecordDict({
             ARRAYS_KEY: pushed,

@@ -151,7 +151,7 @@ class _PartialAggregation:
                 raise RejectedArray(client, str(e)) from None
             entry = self.plan.entries[name]
             if entry.aggr:
-                aggregated[name] = array if value.dtype.itemsize >= 4 else to_array(value.astype(np.float32))
+                aggregated[name] = value  # a read-only view of the received bytes
             else:
                 stored[name] = array
         return client, int(weight), aggregated, stored, metrics
@@ -193,31 +193,54 @@ class _PartialAggregation:
             self._node_client[msg.metadata.src_node_id] = client
             if stored:
                 self.client_records.setdefault(client, {}).update(stored)
-        clean = [
-            Message(RecordDict({ARRAYS_KEY: ArrayRecord(aggr), METRICS_KEY: metrics}), metadata=msg.metadata)
-            for msg, _, _, aggr, _, metrics in accepted
-        ]
+        metrics = self.train_metrics_aggr_fn(
+            [RecordDict({METRICS_KEY: metrics}) for _, _, _, _, _, metrics in accepted], self.weighted_by_key)
         if not self.plan.aggregated:
-            return None, self.train_metrics_aggr_fn([m.content for m in clean], self.weighted_by_key)
+            return None, metrics
         current = self._current
         if current is None:
             raise RuntimeError("sporax.fl: aggregate_train was called before configure_train.")
-        if isinstance(self, _FlowerFedOpt):  # the server optimizer steps from the current global values
-            self.current_arrays = {n: from_array(current[n]).astype(np.float32 if self.plan.entries[n].dtype.itemsize < 4
-                                                                      else self.plan.entries[n].dtype)
-                                   for n in self.plan.aggregated}
-        averaged, metrics = super().aggregate_train(server_round, clean)
-        if averaged is None:
-            info["skipped"] = "aggregation failed"
-            return None, None
+        averaged = self._weighted_average([(weight, values) for _, _, weight, values, _, _ in accepted])
+        if isinstance(self, _FlowerFedOpt):
+            averaged = self._server_step(server_round, current, averaged, accepted[0][0].metadata)
+            if averaged is None:
+                info["skipped"] = "the server optimizer step failed"
+                return None, None
         result = ArrayRecord()
         for name in current.keys():
             if name in averaged:
-                entry = self.plan.entries[name]
-                result[name] = to_array(averaged[name].numpy().astype(entry.dtype))
+                result[name] = to_array(averaged[name].astype(self.plan.entries[name].dtype, copy=False))
             else:
                 result[name] = current[name]  # the same Array: unchanged byte for byte
         return result, metrics
+
+    def _weighted_average(self, weighted: list) -> dict[str, np.ndarray]:
+        """``sum_i (n_i / N) * x_i`` per averaged parameter: Flower's FedAvg arithmetic, in the
+        same order and precision (float32 for float32 and narrower floats, else the dtype)."""
+        total = float(sum(w for w, _ in weighted))
+        out = {}
+        for name in self.plan.aggregated:
+            entry = self.plan.entries[name]
+            dtype = np.result_type(entry.dtype, np.float32) if entry.dtype.kind == "f" else np.dtype(np.float32)
+            acc = tmp = None
+            for w, values in weighted:
+                if acc is None:
+                    acc = np.multiply(values[name], w / total, dtype=dtype)
+                    tmp = np.empty_like(acc)
+                else:
+                    np.multiply(values[name], w / total, out=tmp, dtype=dtype)
+                    acc += tmp
+            out[name] = acc
+        return out
+
+    def _server_step(self, server_round: int, current: ArrayRecord, averaged: dict, metadata) -> dict | None:
+        """FedOpt family (FedAdam): Flower's own step from the current global values to the average,
+        fed one pre-averaged reply of weight 1 (``x * 1.0`` is exact)."""
+        self.current_arrays = {n: from_array(current[n]).astype(averaged[n].dtype) for n in averaged}
+        content = RecordDict({ARRAYS_KEY: ArrayRecord({n: to_array(v) for n, v in averaged.items()}),
+                              METRICS_KEY: MetricRecord({self.weighted_by_key: 1})})
+        stepped, _ = super().aggregate_train(server_round, [Message(content, metadata=metadata)])
+        return None if stepped is None else {n: a.numpy() for n, a in stepped.items()}
 
     # ------------------------------------------------------------------ evaluation
     def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:

@@ -326,3 +326,82 @@ def test_set_fl_context_validates_and_resets():
         set_fl_context(strategy="krum")
     context.reset_fl_context()
     assert context.get_fl_context("num_rounds") == 3
+
+
+def _regression(n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 3)).astype(np.float32)
+    y = (x @ np.array([[1.0], [-2.0], [0.5]], np.float32)).astype(np.float32)
+    return [(x[i : i + 8], y[i : i + 8]) for i in range(0, n, 8)]
+
+
+def _dense():
+    net = nn.Dense(3, 1, weight_init="zeros", bias_init="zeros")
+    net.set_param_fl(push_to_server=True, pull_from_server=True)
+    return net
+
+
+def test_model_trainer_trains_with_model_and_counts_examples():
+    seen = []
+    trainer = fl.ModelTrainer(nn.MSELoss(), lambda params: nn.SGD(params, 0.1))
+
+    def train(net, data, server_round):
+        n = trainer(net, data, server_round)
+        seen.append(n)
+        return n
+
+    result = fl.simulate(_dense, train, [_regression(16, 0), _regression(48, 1)], num_rounds=2)
+    assert sorted(seen) == [16, 16, 48, 48]
+    weight = [v for k, v in result.server.items() if "weight" in k][0].ravel()
+    target = np.array([1.0, -2.0, 0.5])
+    assert np.linalg.norm(weight - target) < 0.5 * np.linalg.norm(target)  # from 0, well on the way
+
+
+def test_model_trainer_adds_the_proximal_term_under_fedprox():
+    trainer = fl.ModelTrainer(nn.MSELoss(), lambda params: nn.SGD(params, 0.01))
+    data = [_regression(32, 0), _regression(32, 1)]
+    plain = fl.simulate(_dense, trainer, data, num_rounds=1, strategy="fedavg")
+    set_fl_context(proximal_mu=50.0)
+    prox = fl.simulate(_dense, trainer, data, num_rounds=1, strategy="fedprox")
+    moved = lambda r: max(float(np.abs(v).max()) for v in r.server.values())  # noqa: E731 (from the zero init)
+    assert moved(prox) < 0.7 * moved(plain)
+
+
+def test_federated_evaluation_through_the_apps():
+    from flwr.app import Context, RecordDict
+    from flwr.supercore.run import Run
+
+    def evaluate(net, data):
+        step, count = data
+        return count, {"score": float(net.shared.asnumpy().mean()) + step}
+
+    set_fl_context(fraction_evaluate=1.0)
+    app = fl.client_app(Flags, add_train, DATA, eval_fn=evaluate)
+    contexts = [Context(run_id=1, node_id=20 + i, node_config={"partition-id": i}, state=RecordDict(), run_config={})
+                for i in range(3)]
+    grid = fl.LocalGrid(app, contexts, Run.create_empty(1))
+    results = []
+    with fl.simulation._task_identity(1):
+        fl.server_app(Flags, num_rounds=1, on_finish=results.append)(
+            grid, Context(run_id=1, node_id=1, node_config={}, state=RecordDict(), run_config={}))
+    (result,) = results
+    a1 = float(W @ S / W.sum())
+    # each client evaluates the new global model (a1) on its data: score = a1 + step, weighted by count
+    expected = float(W @ (a1 + S) / W.sum())
+    assert result.history[0]["evaluate_metrics"]["score"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_run_config_overrides_the_context():
+    from flwr.app import Context, RecordDict
+    from flwr.supercore.run import Run
+
+    app = fl.client_app(Flags, add_train, DATA)
+    contexts = [Context(run_id=1, node_id=30 + i, node_config={"partition-id": i}, state=RecordDict(), run_config={})
+                for i in range(3)]
+    grid = fl.LocalGrid(app, contexts, Run.create_empty(1))
+    results = []
+    with fl.simulation._task_identity(1):
+        fl.server_app(Flags, on_finish=results.append)(
+            grid, Context(run_id=1, node_id=1, node_config={}, state=RecordDict(),
+                          run_config={"num-rounds": 2, "fraction-fit": 0.34}))
+    assert [h["sampled"] for h in results[0].history] == [1, 1]

@@ -18,7 +18,7 @@ import grain
 import numpy as np
 
 from sporax.dataset import config
-from sporax.dataset.transforms.transforms import apply_operations
+from sporax.dataset.transforms.transforms import _OneToOne, apply_operations
 
 __all__ = []
 
@@ -77,6 +77,10 @@ class MapRow:
         self.ops, self.in_idx, self.out_layout = ops, in_idx, out_layout
         self.in_names, self.out_count, self.n, self.seed, self.random = in_names, out_count, n, seed, random
         self._count = 0
+        # One column through one-column transforms (the usual image chain): call them directly.
+        self._chain = None
+        if len(in_idx) == 1 and out_count == 1 and all(isinstance(op, _OneToOne) for op in ops):
+            self._chain = [op._apply1 for op in ops]
 
     def __call__(self, index, row=None):
         if row is None:  # IterDataset.map: no index, count rows instead
@@ -84,7 +88,13 @@ class MapRow:
             self._count += 1
         rng = np.random.default_rng([self.seed, index]) if self.random else None
         try:
-            out = apply_operations(self.ops, tuple(row[i] for i in self.in_idx), rng)
+            if self._chain is not None:
+                x = row[self.in_idx[0]]
+                for f in self._chain:
+                    x = f(x, rng)
+                out = (x if type(x) is np.ndarray else np.asarray(x),)
+            else:
+                out = apply_operations(self.ops, tuple([row[i] for i in self.in_idx]), rng)
         except Exception as e:
             names = ", ".join(getattr(op, "__name__", type(op).__name__) for op in self.ops)
             raise row_error(f"map operation [{names}]", self.in_names, index, self.n, e) from e
@@ -93,7 +103,7 @@ class MapRow:
                 f"Invalid columns, the number of columns returned in 'map' operations should match the number of "
                 f"'output_columns', but got {len(out)} returned columns and {self.out_count} output_columns "
                 f"({self.in_names} -> ?); pass output_columns naming each returned column.")
-        return tuple(out[j] if src else row[j] for src, j in self.out_layout)
+        return tuple([out[j] if src else row[j] for src, j in self.out_layout])
 
 
 class Select:
@@ -141,6 +151,10 @@ class SkipFirst:
 
 
 def stack_column(values, name: str):
+    try:
+        return np.stack(values)
+    except ValueError:
+        pass  # find the row that differs, for the message
     first = np.asarray(values[0])
     for v in values[1:]:
         if np.shape(v) != first.shape:

@@ -56,7 +56,7 @@ class SequentialSampler(Sampler):
         self.num_samples = _num_samples(num_samples, "SequentialSampler")
 
     def _apply(self, g, ctx):
-        return self._limit(g.slice(slice(self.start_index, None)))
+        return self._limit(g.slice(slice(self.start_index, None)) if self.start_index else g)
 
 
 class RandomSampler(Sampler):

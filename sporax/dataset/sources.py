@@ -43,6 +43,9 @@ class _Rows:
             item = self.source[index]
         except Exception as e:
             raise row_error(f"the 'source' of '{self.where}'", self.names, index, None, e) from e
+        if (type(item) is tuple and len(item) == len(self.names) and self.types is None
+                and all(isinstance(c, (np.ndarray, np.generic)) for c in item)):
+            return item  # already a row of numpy values
         return _to_row(item, self.names, self.types, self.where)
 
 
@@ -53,7 +56,8 @@ def _to_row(item, names, types, where: str) -> tuple:
             f"Invalid Python function, the 'source' of '{where}' should return same number of NumPy arrays as "
             f"specified in column_names, the size of column_names is:{len(names)} and number of returned NumPy array "
             f"is:{len(cols)}; make each item a tuple of {len(names)} array(s) or fix column_names {names}.")
-    cols = tuple(_as_column(c) for c in cols)
+    # numpy scalars pass as they are (0-d values: batching stacks them, Tensors take them)
+    cols = tuple([c if isinstance(c, (np.ndarray, np.generic)) else _as_column(c) for c in cols])
     if types is not None:
         cols = tuple(c.astype(t, copy=False) for c, t in zip(cols, types))
     return cols

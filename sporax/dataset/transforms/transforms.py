@@ -76,11 +76,19 @@ def _call_operation(op, cols: tuple, rng) -> tuple:
     return tuple(out) if isinstance(out, tuple) else (out,)
 
 
+def _as_arrays(cols) -> tuple:
+    if all(type(c) is np.ndarray for c in cols):  # the common case, checked cheaply
+        return cols
+    return tuple([_as_array(c) for c in cols])
+
+
 def apply_operations(ops, cols: tuple, rng) -> tuple:
     """Run a chain of transforms/callables on the columns, returning numpy columns."""
     for op in ops:
-        cols = tuple(_as_array(c) for c in _call_operation(op, cols, rng))
-    return tuple(np.asarray(c) if _is_pil(c) else c for c in cols)
+        cols = _as_arrays(_call_operation(op, cols, rng))
+    if all(type(c) is np.ndarray for c in cols):
+        return cols
+    return tuple([np.asarray(c) for c in cols])
 
 
 def _to_np_dtype(data_type, where: str):
@@ -119,7 +127,7 @@ class Compose(TensorOperation):
 
     def _apply(self, cols, rng):
         for op in self.transforms:
-            cols = tuple(_as_array(c) for c in _call_operation(op, cols, rng))
+            cols = _as_arrays(_call_operation(op, cols, rng))
         return cols
 
 

@@ -145,7 +145,11 @@ class Rescale(_OneToOne):
         self.shift = float(shift)
 
     def _apply1(self, x, rng):
-        return np.asarray(x, dtype=np.float32) * np.float32(self.rescale) + np.float32(self.shift)
+        out = np.array(x, dtype=np.float32)  # a fresh float32 copy, scaled in place
+        out *= np.float32(self.rescale)
+        if self.shift:
+            out += np.float32(self.shift)
+        return out
 
 
 class Normalize(_OneToOne):
@@ -180,8 +184,16 @@ class Normalize(_OneToOne):
             raise RuntimeError(f"Normalize: expected an image of shape {layout} with C={c} channels (the length of "
                                f"mean/std), but got shape {x.shape}.")
         if self.is_hwc:
-            return (x - self._mean) / self._std
-        return (x - self._mean[:, None, None]) / self._std[:, None, None]
+            if c == 1:  # scalars broadcast faster than 1-element arrays
+                out = np.subtract(x, self._mean[0])
+                out /= self._std[0]
+                return out
+            out = np.subtract(x, self._mean)
+            out /= self._std
+            return out
+        out = np.subtract(x, self._mean[:, None, None])
+        out /= self._std[:, None, None]
+        return out
 
 
 class HWC2CHW(_OneToOne):

@@ -82,6 +82,11 @@ class _PS:
     client_password: str = ""
     server_password: str = ""
     config_file_path: str = ""
+    # sporax's parameter-server options (sporax.ps): snapshot every N server steps (0: never)
+    # into snapshot_path, and the bound on waiting for a server before a RuntimeError.
+    snapshot_steps: int = 0
+    snapshot_path: str = ""
+    server_timeout: float = 60.0
 
 
 @dataclasses.dataclass
@@ -241,14 +246,41 @@ _PS_FIELDS = {f.name for f in dataclasses.fields(_PS)}
 _PS_ROLES = ("MS_WORKER", "MS_PSERVER", "MS_SERVER", "MS_SCHED")
 
 
+def _check_ps(key: str, value):
+    where = "set_ps_context"
+    if key in ("enable_ps", "enable_ssl"):
+        return check_bool(value, key, where)
+    if key in ("scheduler_manage_port", "snapshot_steps"):
+        check_int(value, key, where)
+        if value < 0:
+            raise ValueError(msg(where, key, "an int >= 0", value))
+        return value
+    if key == "server_timeout":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise (TypeError if not isinstance(value, (int, float)) or isinstance(value, bool) else ValueError)(
+                msg(where, key, "a number of seconds > 0", value))
+        return float(value)
+    if not isinstance(value, str):
+        raise TypeError(msg(where, key, "a str", value))
+    return value
+
+
 def set_ps_context(**kwargs) -> None:
-    """Set parameter-server options; the role comes from the MS_ROLE environment variable."""
+    """Set parameter-server options (all validated before any is written).
+
+    ``enable_ps=True`` turns the mode on. The role comes from ``MS_ROLE`` (``MS_WORKER``,
+    ``MS_PSERVER``/``MS_SERVER``, ``MS_SCHED``); with no ``MS_ROLE`` this process is the
+    worker of an embedded local Ray instance (see :mod:`sporax.ps`). sporax adds
+    ``snapshot_steps`` / ``snapshot_path`` (server snapshots) and ``server_timeout``.
+    """
     for key in kwargs:
         if key not in _PS_FIELDS:
-            raise ValueError(f"For 'set_ps_context', the keyword argument {key!r} is not recognized.")
-    if "enable_ps" in kwargs:
-        check_bool(kwargs["enable_ps"], "enable_ps", "set_ps_context")
-    for key, value in kwargs.items():
+            raise ValueError(
+                f"For 'set_ps_context', the keyword argument {key!r} is not recognized; "
+                f"the keys are {sorted(_PS_FIELDS)}."
+            )
+    checked = {key: _check_ps(key, value) for key, value in kwargs.items()}
+    for key, value in checked.items():
         setattr(_state.ps, key, value)
 
 
@@ -262,17 +294,21 @@ def get_ps_context(attr_key: str):
 
 
 def reset_ps_context() -> None:
+    """Put every parameter-server option back to its default."""
     _state.ps = _PS()
 
 
 def _ps_role() -> str:
+    """This process's role; with no ``MS_ROLE`` it is the worker of the embedded mode."""
     role = os.environ.get("MS_ROLE", "")
+    if not role:
+        return "MS_WORKER"
     return "MS_PSERVER" if role == "MS_SERVER" else role
 
 
 def _ps_active() -> bool:
-    """True when PS mode is enabled and this process has a PS role (spec §7.3)."""
-    return _state.ps.enable_ps and os.environ.get("MS_ROLE", "") in _PS_ROLES
+    """True when PS mode is enabled and this process has a PS role (spec §7.3; none = embedded worker)."""
+    return _state.ps.enable_ps and os.environ.get("MS_ROLE", "") in _PS_ROLES + ("",)
 
 
 _FL_FIELDS = {f.name for f in dataclasses.fields(_FL)}

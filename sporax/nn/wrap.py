@@ -99,6 +99,12 @@ def _optimizer_weights(optimizer, network: Cell) -> list:
     return list(params)
 
 
+def _uses_ps(cell) -> bool:
+    from sporax import context
+
+    return context._ps_active() and any(p.is_param_ps for p in cell.weights)
+
+
 class TrainOneStepCell(Cell):
     """One training step: loss, gradients of the optimizer's parameters, ``optimizer(grads)``.
 
@@ -118,6 +124,14 @@ class TrainOneStepCell(Cell):
         self.weights = tuple(_optimizer_weights(optimizer, network))
         self.grad_reducer = _grad_reducer(self.weights)
         self.reducer_flag = self.grad_reducer is not None
+
+    def __call__(self, *inputs, **kwargs):
+        # Parameter-server mode: the step talks to the servers between its passes (sporax.ps).
+        if self.__dict__.get("_ps_plan") is not None or _uses_ps(self):
+            from sporax.ps.worker import train_step
+
+            return train_step(self, inputs)
+        return super().__call__(*inputs, **kwargs)
 
     def construct(self, *inputs):
         from sporax.ops.composite import _differentiate

@@ -378,6 +378,9 @@ class Optimizer(Cell):
             )
         arrays = []
         for p, g in zip(self._parameters, gradients):
+            if g is None:  # not updated here (a parameter-server parameter on a worker)
+                arrays.append(None)
+                continue
             a = unwrap(g)
             if tuple(a.shape) != tuple(p.shape):
                 raise ValueError(
@@ -394,10 +397,11 @@ class Optimizer(Cell):
         ``rule(p, g, state_i, lr, wd, hyper) -> (new_p, new_state_i)`` where ``state_i`` holds this
         parameter's entry of each ParameterTuple in ``states``. ``rule`` must be the same object
         from call to call (it keys the jit cache), e.g. a ``functools.partial`` made once in
-        ``__init__``.
+        ``__init__``. A gradient given as ``None`` leaves that parameter and its state untouched
+        (parameter-server mode: a server updates it, see :mod:`sporax.ps`).
         """
         grads = self._grad_arrays(gradients)
-        active = tuple(i for i, p in enumerate(self._parameters) if p.requires_grad)
+        active = tuple(i for i, p in enumerate(self._parameters) if p.requires_grad and grads[i] is not None)
         lrs = self._lr_values()
         wds = self._wd_values()
         params = [self._parameters[i]._jax() for i in active]

@@ -1,0 +1,62 @@
+"""Parameter-server mode on Ray (MindSpore 1.x's PS mode): ``set_ps_context(enable_ps=True)``.
+
+Parameters marked with ``Parameter.set_param_ps()`` / ``Cell.set_param_ps()`` have their
+master copy and optimizer state in server actors (:class:`sporax.ps.server.ParameterServer`),
+spread over ``MS_SERVER_NUM`` servers by a stable hash of their names; large tables and
+``EmbeddingLookup`` tables are row-sliced over all servers. A ``TrainOneStepCell`` training
+them pulls before its forward pass and pushes gradients after its backward pass; the servers
+apply the same optimizer Cell as local training. Training is synchronous across the
+``MS_WORKER_NUM`` workers (each step's gradients are averaged, as one big batch would be).
+An asynchronous variant would let a server apply each worker's push as it arrives, making
+steps faster but the result depend on timing (stale gradients); sporax does not offer it.
+
+Roles and clusters: :mod:`sporax.ps.cluster`. The worker step: :mod:`sporax.ps.worker`.
+The embedding cache: :mod:`sporax.ps.cache`. Faults (idempotent versioned pushes,
+snapshots and restarts, worker replacement, dead servers): :mod:`sporax.ps.server`.
+
+Embedding tables (``EmbeddingLookup(sparse=True)``) are updated row-sparse: a step changes
+only the rows it looked up (each with the optimizer's own update rule, like MindSpore's
+sparse optimizers and ``use_lazy`` Adam). For SGD this equals dense local training exactly;
+for optimizers with momentum-like state, rows that get no gradient in a step keep their state
+instead of decaying it. Dense server parameters are updated exactly as locally.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sporax.ps.worker import cache_stats, current_step, pull_parameters, runtime, shutdown
+
+__all__ = ["serve", "shutdown", "current_step", "pull_parameters", "cache_stats", "runtime", "server_handles"]
+
+
+def server_handles() -> list:
+    """The Ray actor handles of this job's servers (created where missing)."""
+    from sporax.ps import cluster
+
+    return list(runtime().servers) if cluster.import_ray().is_initialized() else cluster.server_handles()
+
+
+def serve(poll: float = 1.0) -> None:
+    """Run this process's server role (``MS_PSERVER`` or ``MS_SCHED``) until every worker has finished.
+
+    A server process creates server ``MS_SERVER_ID`` (default 0) on its own node; the actors
+    hold the state, this process only keeps the role alive for MindSpore-style launch scripts.
+    """
+    import os
+
+    from sporax import context
+    from sporax.ps import cluster
+
+    timeout = float(context._state.ps.server_timeout)
+    cluster.connect(timeout)
+    ray = cluster.import_ray()
+    own = int(os.environ.get("MS_SERVER_ID", "0")) if context._ps_role() == "MS_PSERVER" else None
+    handles = cluster.server_handles(pin_to_node=own)
+    while True:
+        try:
+            if all(ray.get([h.done.remote() for h in handles], timeout=timeout)):
+                return
+        except ray.exceptions.RayActorError:
+            pass
+        time.sleep(poll)

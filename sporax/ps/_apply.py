@@ -1,0 +1,121 @@
+"""One optimizer step over dense gradients and row views: the one path for servers and caches.
+
+A parameter-server step must use the same optimizer math as local training. Rather than a
+second implementation, the optimizer Cell itself runs: every Parameter it writes is bound
+(through :mod:`sporax.common._binding`) to the array it should update, ``optimizer(grads)``
+is called, and the written values are read back. For a row-sparse table only the rows that
+received gradients are bound, as a ``[k, dim]`` view gathered from a :class:`RowStore` (the
+server's block of the table, or a worker's cache), together with the same rows of the
+table's optimizer state; the results are scattered back. Parameters whose gradient is
+``None`` are left alone (``Optimizer._apply_rule`` skips them).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sporax.common import _binding
+from sporax.common.tensor import Tensor
+
+__all__ = ["RowStore", "state_params", "step_optimizer", "bucket"]
+
+
+class RowStore:
+    """Rows of a table and of its optimizer state, as writable numpy arrays indexed by position."""
+
+    __slots__ = ("values", "states")
+
+    def __init__(self, values: np.ndarray, states: dict) -> None:
+        self.values = values
+        self.states = states  # state Parameter name -> array of the same shape as values
+
+
+def bucket(k: int) -> int:
+    """The padded row count for ``k`` rows: a power of two (>= 16), so shapes repeat and compile once."""
+    n = 16
+    while n < k:
+        n *= 2
+    return n
+
+
+_STATE_CACHE: dict = {}
+
+
+def state_params(opt) -> dict:
+    """``{parameter name: [state Parameters]}`` of an optimizer, matched by MindSpore's naming.
+
+    A state is named ``<prefix>.<parameter name>`` (``moment1.fc.weight``, ``accum.fc.weight``)
+    and has the parameter's shape; when several parameter names fit, the longest wins.
+    """
+    key = id(opt)
+    hit = _STATE_CACHE.get(key)
+    if hit is not None and hit[0] is opt:
+        return hit[1]
+    params = list(opt._parameters)
+    names = sorted((p.name for p in params), key=len, reverse=True)
+    by_name = {p.name: p for p in params}
+    ids = {id(p) for p in params}
+    out: dict = {p.name: [] for p in params}
+    for q in _binding.walk_cell(opt)[0]:
+        if id(q) in ids:
+            continue
+        for n in names:
+            if q.name.endswith("." + n) and tuple(q.shape) == tuple(by_name[n].shape):
+                out[n].append(q)
+                break
+    _STATE_CACHE[key] = (opt, out)
+    return out
+
+
+def _pad(rows: np.ndarray, n: int) -> np.ndarray:
+    if rows.shape[0] == n:
+        return rows
+    out = np.zeros((n,) + rows.shape[1:], rows.dtype)
+    out[: rows.shape[0]] = rows
+    return out
+
+
+def step_optimizer(opt, dense: dict, rows: dict) -> None:
+    """Run one step of ``opt``: ``dense`` maps parameter names to full gradients; ``rows`` maps
+    a table's name to ``(store, positions, row_grads)`` (positions into the store, unique).
+
+    Every other parameter of ``opt`` gets ``None`` (untouched). The step counter and other
+    shared state (Adam's beta powers, ...) advance once, as in local training.
+    """
+    states = state_params(opt)
+    bound: list = []
+    arrays: list = []
+    grads: list = []
+    views: list = []
+    for p in opt._parameters:
+        if p.name in dense:
+            grads.append(Tensor._wrap(dense[p.name]))
+        elif p.name in rows:
+            store, pos, g = rows[p.name]
+            k = len(pos)
+            n = bucket(k)
+            bound.append(p)
+            arrays.append(_pad(store.values[pos], n))
+            for q in states[p.name]:
+                bound.append(q)
+                arrays.append(_pad(store.states[q.name][pos], n))
+            grads.append(Tensor._wrap(_pad(np.asarray(g, store.values.dtype), n)))
+            views.append((p, store, pos, k, len(states[p.name])))
+        else:
+            grads.append(None)
+    taken = {id(q) for q in bound}
+    others = [q for q in _binding.walk_cell(opt)[0] if id(q) not in taken and q._value is not None]
+    bound.extend(others)
+    arrays.extend(q._jax() for q in others)
+    with _binding.bind(bound, arrays, kind="jit"):
+        opt(tuple(grads))
+        new = _binding.read_values(bound)
+    at = 0
+    for p, store, pos, k, n_states in views:
+        store.values[pos] = np.asarray(new[at])[:k]
+        for j, q in enumerate(states[p.name]):
+            store.states[q.name][pos] = np.asarray(new[at + 1 + j])[:k]
+        at += 1 + n_states
+    for q, old, value in zip(bound[at:], arrays[at:], new[at:]):
+        if value is not old:
+            q._assign(value)

@@ -1,0 +1,336 @@
+"""``ParameterServer``: the actor that owns the master copy of its parameters and their optimizer state.
+
+One actor per server (``sporax.ps`` creates them on Ray as named, detached, restartable
+actors). The actor owns everything; workers only hold its handle and a step number:
+
+* ``register``: the parameters (or row blocks of tables) placed on this server, each from its
+  Initializer description (an exact window of the full tensor) or from values, and a copy of
+  the worker's optimizer Cell (pickled), which then updates them: the same class and math as
+  local training (:func:`sporax.ps._apply.step_optimizer`).
+* Synchronous steps with versioned, idempotent messages: a worker ``push``es its step-``t``
+  gradients (and the cache rows it evicts), then ``commit``s step ``t`` (carried by its next
+  ``sync``) once the push reached *every* server. When all workers have committed ``t`` the
+  server averages the gradients, applies one optimizer step and moves to ``t + 1``. A push
+  or commit for a step already applied is ignored, so a retried message never counts twice;
+  an uncommitted push may be replaced by its retry.
+* Snapshots: every ``snapshot_steps`` steps the parameters and optimizer state are saved with
+  ``sporax.train.save_checkpoint`` (our checkpoint format); the registration is saved once
+  beside it. Ray restarts a crashed actor by re-running ``__init__``, which reloads both and
+  resumes at the snapshot's step; each reply carries an ``incarnation`` id so workers notice
+  the restart and re-send the steps they logged since that snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+import time
+import uuid
+
+import numpy as np
+
+__all__ = ["ParameterServer"]
+
+
+class ParameterServer:
+    """The state of one parameter server (wrapped with ``ray.remote`` by :mod:`sporax.ps`)."""
+
+    def __init__(self, index: int, n_servers: int, job: str, snapshot_path: str = "", snapshot_steps: int = 0) -> None:
+        self.index = index
+        self.n_servers = n_servers
+        self.job = job
+        self.snapshot_path = snapshot_path
+        self.snapshot_steps = snapshot_steps
+        self.incarnation = uuid.uuid4().hex
+        self.cond = threading.Condition()
+        self.step = 0
+        self.snapshot_step = -1
+        self.n_workers = 0
+        self.opt = None
+        self.dense: dict = {}  # name -> (Parameter of self.opt holding the master value, row_start)
+        self.tables: dict = {}  # name -> (RowStore, row_start)
+        self.pieces: list = []
+        self.pending: dict = {}  # worker -> payload of step self.step
+        self.committed: set = set()
+        self.applied_steps = 0
+        self.finished: set = set()
+        self.spec = None
+        self._restore()
+
+    # ------------------------------------------------------------------ registration
+    def register(self, spec: dict) -> dict:
+        """Create this server's parameters and optimizer from a worker's ``spec`` (first one wins)."""
+        with self.cond:
+            if self.spec is None:
+                self._build(spec)
+                self._save_meta()
+            return self._info()
+
+    def _build(self, spec: dict) -> None:
+        import ray.cloudpickle as cloudpickle
+
+        from sporax.common.tensor import _readonly
+        from sporax.ps._apply import RowStore, state_params
+
+        self.spec = spec
+        self.n_workers = spec["n_workers"]
+        self.opt = cloudpickle.loads(spec["optimizer"])
+        states = state_params(self.opt)
+        by_name = {p.name: p for p in self.opt._parameters}
+        for piece in spec["pieces"]:
+            name = piece["name"]
+            p = by_name[name]
+            window = _window(piece["source"], piece["shape"], piece["dtype"], piece["row_start"], piece["row_stop"])
+            state_windows = {
+                q.name: _window(piece["states"][q.name], piece["shape"], piece["dtype"], piece["row_start"],
+                                piece["row_stop"])
+                for q in states[name]
+            }
+            if piece["row_sparse"]:
+                self.tables[name] = (RowStore(window, state_windows), piece["row_start"])
+            else:
+                p.set_data(_tensor(_readonly(window)), slice_shape=True)
+                for q in states[name]:
+                    q.set_data(_tensor(_readonly(state_windows[q.name])), slice_shape=True)
+                self.dense[name] = (p, piece["row_start"])
+            self.pieces.append(name)
+
+    def _info(self) -> dict:
+        return {"step": self.step, "incarnation": self.incarnation, "snapshot_step": self.snapshot_step,
+                "registered": self.spec is not None}
+
+    # ------------------------------------------------------------------ the step protocol
+    def status(self, worker: int) -> dict:
+        """Where this server is, and whether it holds an uncommitted push of ``worker`` for its step."""
+        with self.cond:
+            info = self._info()
+            info["pending"] = worker in self.pending
+            info["committed"] = worker in self.committed
+            return info
+
+    def sync(self, worker: int, step: int, commit: int | None, dense: list, timeout: float) -> dict:
+        """Commit ``worker``'s step ``commit`` (if given), wait until step ``step`` is reached, and
+        return the values of the ``dense`` parameters (this server's blocks)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            if commit is not None:
+                self._commit(worker, commit)
+            while self.step < step:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    missing = sorted(set(range(self.n_workers)) - self.committed)
+                    return {**self._info(), "error": f"timed out after {timeout:.1f}s waiting for step {step}: "
+                            f"workers {missing} have not committed step {self.step}"}
+                self.cond.wait(left)
+            info = self._info()
+            info["dense"] = {n: np.asarray(self.dense[n][0]._value) for n in dense}
+            return info
+
+    def pull_rows(self, rows: dict, state_rows: dict) -> dict:
+        """Read rows by global id: ``rows`` values only (direct reads), ``state_rows`` values and
+        optimizer state (rows a worker loads into its cache, which then holds their master copy)."""
+        with self.cond:
+            out, out_state = {}, {}
+            for name, ids in rows.items():
+                store, start = self.tables[name]
+                out[name] = store.values[np.asarray(ids, np.int64) - start]
+            for name, ids in state_rows.items():
+                store, start = self.tables[name]
+                local = np.asarray(ids, np.int64) - start
+                out_state[name] = (store.values[local], {k: v[local] for k, v in store.states.items()})
+            return {**self._info(), "rows": out, "state_rows": out_state}
+
+    def push(self, worker: int, step: int, payload: dict) -> dict:
+        """Store ``worker``'s step-``step`` message: ``{"dense": {name: grad}, "rows": {name: (ids, grads)},
+        "writeback": {name: (ids, values, states)}}``. Idempotent (see the module docstring)."""
+        with self.cond:
+            info = self._info()
+            if step < self.step or worker in self.committed:
+                info["duplicate"] = True
+                return info
+            if step > self.step:
+                info["error"] = f"push for step {step} but this server is at step {self.step}"
+                return info
+            self.pending[worker] = payload
+            return info
+
+    def commit(self, worker: int, step: int) -> dict:
+        with self.cond:
+            self._commit(worker, step)
+            return self._info()
+
+    def _commit(self, worker: int, step: int) -> None:
+        if step != self.step or worker not in self.pending:
+            return  # already applied (a retry), or nothing to commit
+        self.committed.add(worker)
+        if len(self.committed) >= self.n_workers:
+            self._apply()
+            self.cond.notify_all()
+
+    def _apply(self) -> None:
+        from sporax.ps._apply import step_optimizer
+
+        payloads = [self.pending[w] for w in sorted(self.pending)]
+        n = float(self.n_workers)
+        for pl in payloads:
+            for name, (ids, values, states) in pl.get("writeback", {}).items():
+                store, start = self.tables[name]
+                local = np.asarray(ids, np.int64) - start
+                store.values[local] = values
+                for k, v in states.items():
+                    store.states[k][local] = v
+        dense = {}
+        for name in self.dense:
+            parts = [pl["dense"][name] for pl in payloads if name in pl.get("dense", {})]
+            if parts:
+                dense[name] = (sum(np.asarray(g, np.float32) for g in parts) / n).astype(parts[0].dtype)
+        rows = {}
+        for name, (store, start) in self.tables.items():
+            parts = [pl["rows"][name] for pl in payloads if name in pl.get("rows", {})]
+            if not parts:
+                continue
+            ids = np.concatenate([np.asarray(i, np.int64) for i, _ in parts])
+            grads = np.concatenate([np.asarray(g) for _, g in parts])
+            uniq, inverse = np.unique(ids, return_inverse=True)
+            summed = np.zeros((len(uniq),) + grads.shape[1:], grads.dtype)
+            np.add.at(summed, inverse, grads)
+            rows[name] = (store, uniq - start, summed / np.asarray(n, grads.dtype))
+        step_optimizer(self.opt, dense, rows)
+        self.step += 1
+        self.applied_steps += 1
+        self.pending = {}
+        self.committed = set()
+        if self.snapshot_steps and self.snapshot_path and self.step % self.snapshot_steps == 0:
+            self._snapshot()
+
+    # ------------------------------------------------------------------ reading and writing whole values
+    def read(self, names: list) -> dict:
+        """This server's blocks of ``names``: ``{name: (row_start, values)}`` (for pulling weights)."""
+        with self.cond:
+            out = {}
+            for name in names:
+                if name in self.tables:
+                    store, start = self.tables[name]
+                    out[name] = (start, store.values.copy())
+                elif name in self.dense:
+                    p, start = self.dense[name]
+                    out[name] = (start, np.asarray(p._value))
+            return out
+
+    def write_rows(self, name: str, ids, values, states: dict) -> dict:
+        """Overwrite rows (and their optimizer state) now: a worker's cache flushing its dirty rows."""
+        with self.cond:
+            store, start = self.tables[name]
+            local = np.asarray(ids, np.int64) - start
+            store.values[local] = values
+            for k, v in states.items():
+                store.states[k][local] = v
+            return self._info()
+
+    def finish(self, worker: int) -> dict:
+        """``worker`` has finished training (server processes serve until every worker has)."""
+        with self.cond:
+            self.finished.add(worker)
+            return self._info()
+
+    def done(self) -> bool:
+        with self.cond:
+            return self.n_workers > 0 and len(self.finished) >= self.n_workers
+
+    def ping(self) -> dict:
+        with self.cond:
+            return {**self._info(), "pid": os.getpid(), "pieces": list(self.pieces)}
+
+    # ------------------------------------------------------------------ snapshots
+    def _files(self) -> tuple[str, str]:
+        base = os.path.join(self.snapshot_path, f"{self.job}_server{self.index}")
+        return base + ".meta", base + ".ckpt"
+
+    def _save_meta(self) -> None:
+        if not self.snapshot_path:
+            return
+        from sporax.train._ckpt_io import atomic_write
+
+        os.makedirs(self.snapshot_path, exist_ok=True)
+        meta, _ = self._files()
+        data = pickle.dumps(self.spec)
+        atomic_write(meta, lambda f: f.write(data))
+
+    def _snapshot(self) -> None:
+        from sporax.common.tensor import Tensor
+        from sporax.train.serialization import save_checkpoint
+
+        _, ckpt = self._files()
+        items = []
+        for q in _all_params(self.opt):
+            if q._value is not None:
+                items.append({"name": q.name, "data": Tensor._wrap(np.asarray(q._value))})
+        for name, (store, _) in self.tables.items():
+            items.append({"name": name, "data": Tensor._wrap(store.values)})
+            for k, v in store.states.items():
+                items.append({"name": k, "data": Tensor._wrap(v)})
+        save_checkpoint(items, ckpt, append_dict={"sporax_ps_step": self.step})
+        self.snapshot_step = self.step
+
+    def _restore(self) -> None:
+        if not self.snapshot_path:
+            return
+        meta, ckpt = self._files()
+        if not os.path.exists(meta):
+            return
+        from sporax.common.tensor import _readonly
+        from sporax.train.serialization import load_checkpoint
+
+        with open(meta, "rb") as f:
+            self._build(pickle.loads(f.read()))
+        if not os.path.exists(ckpt):
+            return
+        saved = load_checkpoint(ckpt)
+        by_name = {q.name: q for q in _all_params(self.opt)}
+        table_states = {k: (store, k) for store, _ in self.tables.values() for k in store.states}
+        for name, value in saved.items():
+            if name == "sporax_ps_step":
+                continue
+            array = np.array(value.asnumpy())
+            if name in self.tables:
+                self.tables[name][0].values[...] = array
+            elif name in table_states:
+                store, k = table_states[name]
+                store.states[k][...] = array
+            elif name in by_name:
+                by_name[name].set_data(_tensor(_readonly(array)), slice_shape=True)
+        self.step = int(np.asarray(saved["sporax_ps_step"].asnumpy()))
+        self.snapshot_step = self.step
+
+
+def _all_params(opt) -> list:
+    from sporax.common import _binding
+
+    return _binding.walk_cell(opt)[0]
+
+
+def _tensor(array):
+    from sporax.common.tensor import Tensor
+
+    return Tensor._wrap(array)
+
+
+def _window(source, shape, dtype_name, row_start: int, row_stop: int) -> np.ndarray:
+    """Rows ``[row_start, row_stop)`` of a parameter, as a writable array.
+
+    ``source`` is ``("init", initializer, seed)`` (the exact window generator: the values equal
+    local initialization) or ``("values", array)`` (already this window).
+    """
+    from sporax.common import dtype as mstype
+
+    dtype = mstype.from_name(dtype_name)
+    shape = tuple(shape)
+    if source[0] == "init":
+        _, init, seed = source
+        offsets = (row_start,) + (0,) * (len(shape) - 1)
+        sizes = (row_stop - row_start,) + shape[1:] if shape else ()
+        if not shape:
+            offsets = ()
+        return np.array(init.window(seed, shape, dtype, offsets, sizes))
+    return np.array(source[1])

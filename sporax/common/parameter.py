@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numbers
 import re
+import sys
 
 import numpy as np
 
@@ -456,8 +457,16 @@ class Parameter(Tensor):
                 "context.set_ps_context(enable_ps=True) 2. export MS_ROLE environment variable "
                 "(MS_WORKER, MS_PSERVER or MS_SCHED)."
             )
+        init_in_server = check_bool(init_in_server, "init_in_server", "Parameter.set_param_ps")
+        worker = sys.modules.get("sporax.ps.worker")
+        if not self.is_param_ps and worker is not None and worker.trained_locally(self):
+            raise RuntimeError(
+                f"For 'Parameter.set_param_ps', the parameter '{self._name}' is already being trained locally by a "
+                "parameter-server training cell of this process; mark parameters with set_param_ps() before the "
+                "first training step (build a new TrainOneStepCell to move it to the servers)."
+            )
         self.is_param_ps = True
-        self.init_in_server = check_bool(init_in_server, "init_in_server", "Parameter.set_param_ps")
+        self.init_in_server = init_in_server
 
     def set_param_fl(self, push_to_server=False, pull_from_server=False, requires_aggr=True) -> None:
         """Set how this parameter travels in federated learning; only moves flags off their defaults."""

@@ -31,8 +31,8 @@ class RowStore:
 
 
 def bucket(k: int) -> int:
-    """The padded row count for ``k`` rows: a power of two (>= 16), so shapes repeat and compile once."""
-    n = 16
+    """The padded row count for ``k`` rows: a power of two (>= 64), so shapes repeat and compile once."""
+    n = 64
     while n < k:
         n *= 2
     return n
@@ -87,6 +87,7 @@ def step_optimizer(opt, dense: dict, rows: dict) -> None:
     arrays: list = []
     grads: list = []
     views: list = []
+    skipped: list = []
     for p in opt._parameters:
         if p.name in dense:
             grads.append(Tensor._wrap(dense[p.name]))
@@ -103,8 +104,12 @@ def step_optimizer(opt, dense: dict, rows: dict) -> None:
             views.append((p, store, pos, k, len(states[p.name])))
         else:
             grads.append(None)
-    taken = {id(q) for q in bound}
-    others = [q for q in _binding.walk_cell(opt)[0] if id(q) not in taken and q._value is not None]
+            skipped.append(p)
+            skipped.extend(states[p.name])
+    # Bind everything the step may write, except what it must not touch (and not materialize):
+    # the parameters it does not update here, and their state.
+    taken = {id(q) for q in bound} | {id(q) for q in skipped}
+    others = [q for q in _binding.walk_cell(opt)[0] if id(q) not in taken]
     bound.extend(others)
     arrays.extend(q._jax() for q in others)
     with _binding.bind(bound, arrays, kind="jit"):

@@ -117,6 +117,7 @@ class EmbeddingCache:
     def dirty_rows(self) -> tuple:
         """(ids, values, states) of every row updated since it was loaded or written back; marks them clean."""
         slots = np.flatnonzero(self.dirty & (self.id_of >= 0))
+        slots = slots[np.argsort(self.id_of[slots])]  # by id, as the servers' row blocks are
         self.dirty[slots] = False
         return (self.id_of[slots].copy(), self.store.values[slots].copy(),
                 {k: v[slots].copy() for k, v in self.store.states.items()})

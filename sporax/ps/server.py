@@ -37,13 +37,24 @@ class ParameterServer:
     """The state of one parameter server (wrapped with ``ray.remote`` by :mod:`sporax.ps`)."""
 
     def __init__(self, index: int, n_servers: int, job: str, snapshot_path: str = "", snapshot_steps: int = 0) -> None:
+        self._init(index, n_servers, job, snapshot_path, snapshot_steps)
+        self._restore()
+
+    def reset(self) -> dict:
+        """Forget every parameter and step (a new training job on the same actor); snapshots stay on disk."""
+        with self.cond:
+            self._init(self.index, self.n_servers, self.job, self.snapshot_path, self.snapshot_steps)
+            return self._info()
+
+    def _init(self, index: int, n_servers: int, job: str, snapshot_path: str, snapshot_steps: int) -> None:
         self.index = index
         self.n_servers = n_servers
         self.job = job
         self.snapshot_path = snapshot_path
         self.snapshot_steps = snapshot_steps
         self.incarnation = uuid.uuid4().hex
-        self.cond = threading.Condition()
+        if not hasattr(self, "cond"):
+            self.cond = threading.Condition()
         self.step = 0
         self.snapshot_step = -1
         self.n_workers = 0
@@ -56,7 +67,6 @@ class ParameterServer:
         self.applied_steps = 0
         self.finished: set = set()
         self.spec = None
-        self._restore()
 
     # ------------------------------------------------------------------ registration
     def register(self, spec: dict) -> dict:
@@ -65,6 +75,11 @@ class ParameterServer:
             if self.spec is None:
                 self._build(spec)
                 self._save_meta()
+            elif [p["name"] for p in spec["pieces"]] != [p["name"] for p in self.spec["pieces"]]:
+                return {**self._info(), "error": (
+                    f"it already serves the parameters {[p['name'] for p in self.spec['pieces']]} of another "
+                    f"training cell, not {[p['name'] for p in spec['pieces']]}; one training cell per PS job "
+                    "(set SPORAX_PS_JOB to run another, or sporax.ps.shutdown() first)")}
             return self._info()
 
     def _build(self, spec: dict) -> None:
@@ -109,11 +124,18 @@ class ParameterServer:
             info["committed"] = worker in self.committed
             return info
 
-    def sync(self, worker: int, step: int, commit: int | None, dense: list, timeout: float) -> dict:
+    def sync(self, worker: int, step: int, commit: int | None, dense: list, timeout: float,
+             incarnation: str | None = None) -> dict:
         """Commit ``worker``'s step ``commit`` (if given), wait until step ``step`` is reached, and
-        return the values of the ``dense`` parameters (this server's blocks)."""
+        return the values of the ``dense`` parameters (this server's blocks).
+
+        A worker that knew an earlier ``incarnation`` gets an immediate answer (no commit, no
+        wait): this server restarted, and the worker must first replay its logged steps.
+        """
         deadline = time.monotonic() + timeout
         with self.cond:
+            if incarnation is not None and incarnation != self.incarnation:
+                return self._info()
             if commit is not None:
                 self._commit(worker, commit)
             while self.step < step:

@@ -46,7 +46,6 @@ class Runtime:
     """This process's connection: Ray, the server handles, and the bound on every wait."""
 
     def __init__(self) -> None:
-        self.timeout = float(context._state.ps.server_timeout)
         cluster.connect(self.timeout)
         self.ray = cluster.import_ray()
         self.job = cluster.job_name()
@@ -56,8 +55,13 @@ class Runtime:
         self.servers = cluster.server_handles()
         self.held: dict = {k: [] for k in range(self.n_servers)}  # server -> names it holds (for errors)
         self.plans: list = []
-        self.trained_locally: set = set()
+        self.trained_locally: dict = {}  # id -> Parameter a PS training cell updates on this worker
         self.bytes = {"pull": 0, "push": 0}
+
+    @property
+    def timeout(self) -> float:
+        """The bound on every wait for a server (``set_ps_context(server_timeout=...)``, read live)."""
+        return float(context._state.ps.server_timeout)
 
     def _fail(self, k: int, what: str, cause) -> RuntimeError:
         names = sorted(set(self.held.get(k, []))) or ["(no parameters registered yet)"]
@@ -188,7 +192,7 @@ class _Plan:
         for name, pieces in self.pieces.items():
             for piece in pieces:
                 rt.held[piece.server].append(name)
-        rt.trained_locally.update(id(p) for p in self.local)
+        rt.trained_locally.update({id(p): p for p in self.local})
         self.step = 0
         self.uncommitted: int | None = None
         self.log: dict = {}  # step -> {server: payload}, kept until a snapshot covers it
@@ -257,7 +261,7 @@ class _Plan:
 
     def _replay(self, k: int, start: int) -> None:
         rt = self.rt
-        last = self.step if self.uncommitted is not None else self.step - 1
+        last = self.step - 1  # the last step this worker pushed
         for s in range(start, last + 1):
             if s not in self.log:
                 raise rt._fail(k, f"restarted from its snapshot at step {start}",
@@ -265,7 +269,7 @@ class _Plan:
             rt.call_all([(k, "push", (rt.worker, s, self.log[s][k]))])
             rt.call_all([(k, "commit", (rt.worker, s))])
             if s < last:
-                rt.call_all([(k, "sync", (rt.worker, s + 1, None, [], rt.timeout))])
+                rt.call_all([(k, "sync", (rt.worker, s + 1, None, [], rt.timeout, self.incarnation[k]))])
 
     def _trim_log(self) -> None:
         keep = min(self.snapshot_step.values()) if self.snapshot_step else -1
@@ -279,7 +283,8 @@ class _Plan:
             calls = []
             for k in range(rt.n_servers):
                 names = [p.name for p in self.dense if any(pc.server == k for pc in self.pieces[p.name])]
-                calls.append((k, "sync", (rt.worker, self.step, self.uncommitted, names, rt.timeout)))
+                calls.append((k, "sync", (rt.worker, self.step, self.uncommitted, names, rt.timeout,
+                                          self.incarnation[k])))
             infos = rt.call_all(calls)
             if not self._check_restarts(infos):
                 break
@@ -343,6 +348,12 @@ def _plan_of(cell) -> _Plan:
         plan = _Plan(cell)
         cell.__dict__["_ps_plan"] = plan
     return plan
+
+
+def trained_locally(param) -> bool:
+    """True when a parameter-server training cell of this process already trains ``param`` locally."""
+    rt = _RUNTIME.get("rt")
+    return rt is not None and rt.trained_locally.get(id(param)) is param
 
 
 def uses_ps(cell) -> bool:
@@ -555,6 +566,9 @@ def pull_parameters(cell) -> None:
     plan = _plan_of(cell)
     plan.finish()
     rt = plan.rt
+    # Wait until every worker's last step is applied.
+    rt.call_all([(k, "sync", (rt.worker, plan.step, None, [], rt.timeout, plan.incarnation[k]))
+                 for k in range(rt.n_servers)])
     want: dict = {}
     for name, pieces in plan.pieces.items():
         for pc in pieces:

@@ -1,0 +1,275 @@
+"""Parameter-server mode end to end on the session's local Ray instance (2 servers per test)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import sporax as sp
+import sporax.ps
+
+pytestmark = pytest.mark.xdist_group("ray")  # all Ray tests share one worker, hence one Ray instance
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from _model import batch, build, train, values  # noqa: E402
+from conftest import reset_servers  # noqa: E402
+
+
+def _local(steps, opt="sgd", cache=0):
+    cell, net = build(False, cache, opt)
+    train(cell, steps)
+    return values(net)
+
+
+def _ps(steps, opt="sgd", cache=0, policy="LRU", init_in_server=True):
+    sp.set_ps_context(enable_ps=True, server_timeout=60.0)
+    cell, net = build(True, cache, opt, init_in_server, policy)
+    train(cell, steps)
+    sporax.ps.pull_parameters(cell)
+    return cell, net, values(net)
+
+
+def _close(a, b, atol=1e-6):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], atol=atol, rtol=1e-5, err_msg=k)
+
+
+def _servers(job):
+    import ray
+
+    from sporax.ps import cluster
+
+    return [ray.get_actor(f"{job}.server{k}", namespace=cluster.NAMESPACE) for k in range(2)]
+
+
+def test_embedded_ps_matches_local_training_with_and_without_cache(ps_job, monkeypatch):
+    ref = _local(6)
+    cell, net, no_cache = _ps(6)
+    _close(no_cache, ref)
+    # the table is row-sliced over both servers, the Dense weights hashed to one each
+    import ray
+
+    pieces = [ray.get(h.ping.remote())["pieces"] for h in _servers(ps_job["job"])]
+    assert all("emb.embedding_table" in p for p in pieces)
+    reset_servers(ps_job["job"])
+    sp.context._reset()
+    cell, net, cached = _ps(6, cache=12)  # far fewer slots than distinct ids: evictions, write-backs, fallbacks
+    _close(cached, ref)
+    stats = sporax.ps.cache_stats(cell)["emb.embedding_table"]
+    assert stats["total"]["evictions"] > 0 and stats["total"]["writebacks"] > 0 and stats["total"]["fallback"] > 0
+    assert 0.0 < stats["total"]["hit_rate"] < 1.0 and stats["capacity"] == 12
+
+
+def test_cache_equals_no_cache_with_adam_in_graph_mode(ps_job, monkeypatch):
+    sp.set_context(mode=sp.GRAPH_MODE)
+    _, _, no_cache = _ps(5, opt="adam")
+    reset_servers(ps_job["job"])
+    sp.set_context(mode=sp.GRAPH_MODE)
+    _, _, cached = _ps(5, opt="adam", cache=20, policy="LFU")
+    _close(cached, no_cache)
+    ref = _local(5, opt="adam")
+    for k in ("fc.weight", "fc.bias", "out.weight", "out.bias"):  # dense server parameters: exactly local Adam
+        assert np.abs(ref[k] - no_cache[k]).max() < 2e-2
+
+
+def _worker_env(ps_job, wid, nworkers):
+    host, port = ps_job["address"].rsplit(":", 1)
+    env = dict(os.environ, MS_ROLE="MS_WORKER", MS_WORKER_ID=str(wid), MS_WORKER_NUM=str(nworkers),
+               MS_SERVER_NUM="2", MS_SCHED_HOST=host, MS_SCHED_PORT=port, SPORAX_PS_JOB=ps_job["job"],
+               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(HERE)), os.environ.get("PYTHONPATH", "")]),
+               JAX_PLATFORMS="cpu", RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
+    return env
+
+
+def _spawn(ps_job, wid, nworkers, out, steps):
+    return subprocess.Popen([sys.executable, os.path.join(HERE, "_worker_script.py"), str(out), str(steps)],
+                            env=_worker_env(ps_job, wid, nworkers), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+
+
+def _reap(procs, timeout=120):
+    outs = []
+    try:
+        for p in procs:
+            out, _ = p.communicate(timeout=timeout)
+            outs.append(out)
+            assert p.returncode == 0, out[-3000:]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    return outs
+
+
+def test_two_workers_two_servers_match_single_process_and_survive_a_worker_kill(ps_job, tmp_path):
+    """2 worker processes (MS_ROLE=MS_WORKER joining the cluster) + 2 servers; worker 1 is killed
+    mid-training and replaced by a new process, which resumes from the servers' state."""
+    steps = 8
+    procs = [_spawn(ps_job, w, 2, tmp_path / f"w{w}.npz", steps) for w in range(2)]
+    replacement = None
+    try:
+        for line in procs[1].stdout:
+            if line.startswith("step 3"):
+                break
+        os.killpg(procs[1].pid, signal.SIGKILL)  # killed mid-training: worker 0 waits for it
+        procs[1].wait()
+        replacement = _spawn(ps_job, 1, 2, tmp_path / "w1.npz", steps)
+        out0, out1 = _reap([procs[0], replacement])
+    finally:
+        for p in [*procs, replacement]:
+            if p is not None and p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    start = int(out1.split("start ")[1].split()[0])
+    assert 3 <= start < steps and "start 0" in out0  # it redoes the step whose commit was lost, at most
+    ref = _local(steps)
+    for w in range(2):
+        _close(dict(np.load(tmp_path / f"w{w}.npz")), ref, atol=1e-5)
+
+
+def test_retried_push_is_applied_once(ps_job):
+    import ray
+
+    sp.set_ps_context(enable_ps=True)
+    cell, net = build(True)
+    train(cell, 2)
+    plan = cell._ps_plan
+    servers = _servers(ps_job["job"])
+    step = plan.step - 1  # pushed, not yet committed
+    payload = plan.log.get(step)
+    assert plan.uncommitted == step
+    # A retry of step `step`'s commit, and of an already-applied step's push and commit, are no-ops.
+    for h in servers:
+        ray.get(h.commit.remote(0, step))
+        ray.get(h.commit.remote(0, step))
+        assert ray.get(h.push.remote(0, step - 1, {"dense": {}, "rows": {}, "writeback": {}}))["duplicate"]
+        ray.get(h.commit.remote(0, step - 1))
+    assert payload is None  # no log without snapshots
+    train(cell, 4, start=2)
+    sporax.ps.pull_parameters(cell)
+    _close(values(net), _local(4))
+    assert [ray.get(h.status.remote(0))["step"] for h in servers] == [4, 4]
+
+
+def test_server_restart_resumes_from_snapshot(own_job, tmp_path):
+    import ray
+
+    ps_job = own_job
+    sp.set_ps_context(enable_ps=True, snapshot_steps=2, snapshot_path=str(tmp_path), server_timeout=60.0)
+    cell, net = build(True, opt="adam")
+    train(cell, 5)
+    servers = _servers(ps_job["job"])
+    assert os.path.exists(tmp_path / f"{ps_job['job']}_server0.ckpt")
+    pid = ray.get(servers[0].ping.remote())["pid"]
+    ray.kill(servers[0], no_restart=False)  # a crash: Ray re-runs the constructor, which loads the snapshot
+    deadline = time.time() + 60
+    while True:
+        try:
+            info = ray.get(servers[0].ping.remote(), timeout=10)
+            if info["pid"] != pid:
+                break
+        except ray.exceptions.RayActorError:
+            pass
+        assert time.time() < deadline
+        time.sleep(0.2)
+    assert info["step"] == 4 and info["snapshot_step"] == 4  # resumed at its last snapshot
+    train(cell, 8, start=5)  # the worker notices the restart and replays step 4 from its log
+    sporax.ps.pull_parameters(cell)
+    got = values(net)
+    reset_servers(ps_job["job"])
+    sp.context._reset()
+    _, _, uninterrupted = _ps(8, opt="adam")
+    _close(got, uninterrupted, atol=1e-6)
+
+
+def test_dead_server_gives_a_clear_error_in_bounded_time(own_job):
+    import ray
+
+    ps_job = own_job
+    sp.set_ps_context(enable_ps=True)
+    cell, net = build(True)
+    train(cell, 2)  # compiled and warm: now a silent server is a dead one
+    sp.set_ps_context(server_timeout=3.0)
+    servers = _servers(ps_job["job"])
+    held = ray.get(servers[1].ping.remote())["pieces"]
+    ray.kill(servers[1], no_restart=True)
+    t0 = time.time()
+    with pytest.raises(RuntimeError, match=r"Parameter server 1 .*dead") as info:
+        train(cell, 3, start=2)
+    assert time.time() - t0 < 15
+    for name in held:
+        assert name in str(info.value)
+
+
+def test_init_in_server_worker_never_allocates_the_table(ps_job):
+    psutil = pytest.importorskip("psutil")
+    from _model import Net
+
+    from sporax import nn
+
+    sp.set_ps_context(enable_ps=True)
+    vocab, dim = 1_000_000, 64  # 256 MB of float32
+    rss0 = psutil.Process().memory_info().rss
+    sp.set_seed(7)
+    net = Net(vocab=vocab, dim=dim)
+    net.set_param_ps(init_in_server=True)
+    cell = nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), nn.SGD(net.trainable_params(), 0.1))
+    for s in range(3):
+        ids, labels = batch(s, vocab)
+        cell(sp.Tensor(ids), sp.Tensor(labels))
+    grown = psutil.Process().memory_info().rss - rss0
+    table = vocab * dim * 4
+    assert net.emb.embedding_table.has_init  # still the placeholder: shape and dtype, no data
+    assert net.emb.embedding_table.shape == (vocab, dim)
+    assert grown < table / 4, (grown, table)
+    # the servers hold it, initialized by the exact window generator: equal to local initialization
+    import ray
+
+    servers = _servers(ps_job["job"])
+    start, block = ray.get(servers[1].read.remote(["emb.embedding_table"]))["emb.embedding_table"]
+    from sporax.common.initializer import Normal
+
+    expect = Normal().window(net.emb.embedding_table._seed, (vocab, dim), sp.float32, (start + 10, 0), (5, dim))
+    touched = set(np.concatenate([batch(s, vocab)[0].reshape(-1) for s in range(3)]).tolist())
+    rows = [r for r in range(start + 10, start + 15) if r not in touched]
+    np.testing.assert_array_equal(block[[r - start for r in rows]], expect[[r - start - 10 for r in rows]])
+
+
+def test_bad_input_changes_nothing(ps_job):
+    import ray
+    from _model import Net
+
+    from sporax import nn
+
+    sp.set_ps_context(enable_ps=True)
+    sp.set_seed(7)
+    net = Net()
+    net.emb.embedding_table.set_param_ps()  # the table on the servers, the Dense head local
+    cell = nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), nn.SGD(net.trainable_params(), 0.1))
+    train(cell, 1)
+    servers = _servers(ps_job["job"])
+    head = net.fc.weight.asnumpy().copy()
+    bad = np.array([[0, 1, 64]] * 16, np.int32)
+    with pytest.raises(ValueError, match="input_indices"):
+        cell(sp.Tensor(bad), sp.Tensor(np.zeros((16, 1), np.float32)))
+    assert cell._ps_plan.step == 1
+    assert [ray.get(h.status.remote(0))["step"] for h in servers] == [1, 1]
+    np.testing.assert_array_equal(net.fc.weight.asnumpy(), head)
+    # a parameter this PS job already trains locally cannot move to the servers
+    with pytest.raises(RuntimeError, match="fc.weight.*trained locally"):
+        net.fc.weight.set_param_ps()
+    assert not net.fc.weight.is_param_ps
+    train(cell, 2, start=1)  # and training goes on
+    # a second, different training cell cannot take over the job's servers
+    other = nn.Dense(2, 1)
+    other.set_param_ps()
+    other_cell = nn.TrainOneStepCell(nn.WithLossCell(other, nn.MSELoss()), nn.SGD(other.trainable_params(), 0.1))
+    with pytest.raises(RuntimeError, match="already serve"):
+        other_cell(sp.Tensor(np.ones((4, 2), np.float32)), sp.Tensor(np.ones((4, 1), np.float32)))

@@ -4,6 +4,7 @@ from sporax.train import amp, callback, loss_scale_manager, metrics, serializati
 from sporax.train._ckpt_callback import CheckpointConfig, ModelCheckpoint
 from sporax.train._export import export, load
 from sporax.train._monitor_callbacks import EarlyStopping, History, LambdaCallback, ReduceLROnPlateau, SummaryCollector
+from sporax.train.amp import build_train_network
 from sporax.train.callback import Callback, LossMonitor, ProgressBar, RunContext, TimeMonitor
 from sporax.train.loss_scale_manager import DynamicLossScaleManager, FixedLossScaleManager, LossScaleManager
 from sporax.train.metrics import Accuracy, Loss, Metric
@@ -22,5 +23,5 @@ __all__ = [
     "callback", "metrics", "serialization",
     "CheckpointConfig", "ModelCheckpoint", "EarlyStopping", "History", "LambdaCallback", "ReduceLROnPlateau",
     "SummaryCollector", "amp", "loss_scale_manager", "LossScaleManager", "FixedLossScaleManager",
-    "DynamicLossScaleManager", "export", "load",
+    "DynamicLossScaleManager", "export", "load", "build_train_network",
 ]

@@ -27,7 +27,7 @@ from sporax.context import (
     set_fl_context,
     set_ps_context,
 )
-from sporax.common.api import jit
+from sporax.common.api import jit, ms_function
 from sporax.ops.composite import grad, value_and_grad
 from sporax.train import (
     Callback,
@@ -60,7 +60,7 @@ __all__ = [
     "amp", "common", "communication", "context", "nn", "ops",
     "GRAPH_MODE", "PYNATIVE_MODE", "ParallelMode", "set_context", "get_context",
     "set_auto_parallel_context", "get_auto_parallel_context", "reset_auto_parallel_context",
-    "set_ps_context", "get_ps_context", "set_fl_context", "get_fl_context", "jit", "grad", "value_and_grad", "Model",
+    "set_ps_context", "get_ps_context", "set_fl_context", "get_fl_context", "jit", "ms_function", "grad", "value_and_grad", "Model",
     "Callback", "LossMonitor",
     "RunContext", "TimeMonitor", "CheckpointConfig", "ModelCheckpoint", "EarlyStopping", "History", "LambdaCallback",
     "ReduceLROnPlateau", "SummaryCollector", "DynamicLossScaleManager", "FixedLossScaleManager",

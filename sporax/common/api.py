@@ -53,7 +53,7 @@ from sporax.common._random_state import key_state
 from sporax.common.parameter import Parameter
 from sporax.common.tensor import Tensor, is_donatable, mark_donatable
 
-__all__ = ["jit", "run_compiled", "run_cell", "call_cell", "compile_count"]
+__all__ = ["jit", "ms_function", "run_compiled", "run_cell", "call_cell", "compile_count"]
 
 _GRAPH_MODE = _context.GRAPH_MODE
 
@@ -413,3 +413,12 @@ def jit(function=None, *args, **options):
         cell = function
         return _JitFunction(type(cell).construct).__get__(cell)
     return _JitFunction(function)
+
+
+def ms_function(fn=None, input_signature=None, hash_args=None, jit_config=None):
+    """MindSpore 1.x's name of :func:`jit` (gone from MindSpore 2.x): warns, then compiles exactly as ``jit``."""
+    import warnings
+
+    warnings.warn("'ms_function' is MindSpore 1.x's name of 'jit'; use 'sporax.jit' (mindspore.jit).",
+                  DeprecationWarning, stacklevel=2)
+    return jit(fn, input_signature=input_signature, hash_args=hash_args, jit_config=jit_config)

@@ -175,3 +175,18 @@ def shape(x) -> tuple:
 def assign(variable, value):
     """``variable`` takes ``value``'s data in place (a Parameter keeps its dtype and shape)."""
     return variable.set_data(value if isinstance(value, Tensor) else Tensor(value))
+
+
+# The rest of MindSpore's functional families live in ``sporax.ops.function``; they are part of
+# ``ops.functional`` too, as in MindSpore.
+from sporax.ops.function import array_func as _array_func  # noqa: E402
+from sporax.ops.function import grad_func as _grad_func  # noqa: E402
+from sporax.ops.function import math_func as _math_func  # noqa: E402
+from sporax.ops.function import nn_func as _nn_func  # noqa: E402
+from sporax.ops.function.array_func import *  # noqa: E402,F403
+from sporax.ops.function.grad_func import *  # noqa: E402,F403
+from sporax.ops.function.math_func import *  # noqa: E402,F403
+from sporax.ops.function.nn_func import *  # noqa: E402,F403
+
+_INTERNAL = {"check_axis", "fill_value", "conv_nd"}
+__all__ += [n for n in (*_math_func.__all__, *_array_func.__all__, *_nn_func.__all__, *_grad_func.__all__) if n not in _INTERNAL]

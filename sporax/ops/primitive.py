@@ -1,18 +1,37 @@
-"""Primitives: small callable operator objects, as in ``mindspore.ops`` (``ops.MatMul()``)."""
+"""Primitives: small callable operator objects, as in ``mindspore.ops`` (``ops.MatMul()``).
+
+A Primitive holds its attributes twice, as MindSpore does: in ``attrs`` (the dict that
+``repr`` and ``get_attr_dict`` show) and as plain instance attributes (``conv.stride``).
+:func:`prim_attr_register` records a constructor's arguments into both.
+"""
 
 from __future__ import annotations
 
-__all__ = ["Primitive", "PrimitiveWithInfer", "prim_attr_register"]
+import functools
+import inspect
+
+__all__ = ["Primitive", "PrimitiveWithInfer", "PrimitiveWithCheck", "prim_attr_register", "constexpr"]
 
 
 def prim_attr_register(fn):
-    """Decorator kept for MindSpore source compatibility: records __init__ arguments as attrs."""
+    """Decorator for a Primitive's ``__init__``: records every argument (defaults included) as an attr."""
+    signature = inspect.signature(fn)
 
+    @functools.wraps(fn)
     def wrapper(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        Primitive.__init__(self, type(self).__name__)
+        for name, value in list(bound.arguments.items())[1:]:
+            if name not in ("args", "kwargs"):
+                self.add_prim_attr(name, value)
         fn(self, *args, **kwargs)
 
-    wrapper.__wrapped__ = fn
     return wrapper
+
+
+def _attr_text(value) -> str:
+    return str(value)
 
 
 class Primitive:
@@ -20,13 +39,29 @@ class Primitive:
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or type(self).__name__
-        self.attrs: dict = {}
-        self.in_strategy = None
-        self.out_strategy = None
+        self.__dict__.setdefault("attrs", {})  # a second __init__ (from a registered one) keeps the attrs
+        self.__dict__.setdefault("in_strategy", None)
+        self.__dict__.setdefault("out_strategy", None)
+        self.__dict__.setdefault("instance_name", "")
 
     def add_prim_attr(self, name: str, value) -> Primitive:
+        """Set attribute ``name`` (in ``attrs`` and as an instance attribute); returns self."""
         self.attrs[name] = value
+        object.__setattr__(self, name, value)
         return self
+
+    def del_prim_attr(self, name: str) -> Primitive:
+        self.attrs.pop(name, None)
+        self.__dict__.pop(name, None)
+        return self
+
+    def get_attr_dict(self) -> dict:
+        return self.attrs
+
+    def init_prim_io_names(self, inputs, outputs) -> None:
+        """Record the operator's input and output names (MindSpore's ``input_names``/``output_names``)."""
+        self.add_prim_attr("input_names", list(inputs))
+        self.add_prim_attr("output_names", list(outputs))
 
     def shard(self, in_strategy=None, out_strategy=None) -> Primitive:
         """Record the operator's sharding strategy (used by semi-auto parallel)."""
@@ -39,7 +74,18 @@ class Primitive:
         return self
 
     def __repr__(self) -> str:
-        return f"Prim[{self.name}]"
+        shown = {k: v for k, v in self.attrs.items() if k not in ("input_names", "output_names")}
+        if not shown:
+            return f"Prim[{self.name}]"
+        return f"Prim[{self.name}]<" + ", ".join(f"{k}={_attr_text(v)}" for k, v in shown.items()) + ">"
 
 
 PrimitiveWithInfer = Primitive
+PrimitiveWithCheck = Primitive
+
+
+def constexpr(fn=None, **_kwargs):
+    """MindSpore's ``@constexpr``: the function runs on Python values, which is what it does here anyway."""
+    if fn is None:
+        return lambda f: f
+    return fn

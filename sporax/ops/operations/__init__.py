@@ -1,0 +1,15 @@
+"""Operator classes of ``mindspore.ops.operations`` (``from mindspore.ops import operations as P``).
+
+Grouped as MindSpore groups them: :mod:`math_ops`, :mod:`array_ops`, :mod:`nn_ops` (with the
+``Apply*`` optimizer primitives) and :mod:`other_ops`.
+"""
+
+from sporax.ops.operations import array_ops, math_ops, nn_ops, other_ops
+from sporax.ops.operations.array_ops import *  # noqa: F403
+from sporax.ops.operations.math_ops import *  # noqa: F403
+from sporax.ops.operations.nn_ops import *  # noqa: F403
+from sporax.ops.operations.other_ops import *  # noqa: F403
+from sporax.ops.primitive import Primitive, PrimitiveWithCheck, PrimitiveWithInfer, prim_attr_register
+
+__all__ = [*math_ops.__all__, *array_ops.__all__, *nn_ops.__all__, *other_ops.__all__, "Primitive",
+           "PrimitiveWithInfer", "PrimitiveWithCheck", "prim_attr_register"]

@@ -90,9 +90,7 @@ def _params(all_cases):
             continue
         if not _FULL and cid.endswith(_SAMPLED_OUT) and zlib.crc32(cid.encode()) % 4:
             continue
-        marks = [pytest.mark.xfail(reason="int Tensor with a Python float promotes to float32 in MindSpore: the "
-                                          "project-wide promotion of issue 11", strict=False)] if promo else []
-        out.append(pytest.param(cid, op, init, args, id=cid, marks=marks))
+        out.append(pytest.param(cid, op, init, args, id=cid))
     return out
 
 

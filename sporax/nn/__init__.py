@@ -3,8 +3,8 @@
 from sporax.nn import graph_cell, layer, loss, loss_scale, optim, wrap
 from sporax.nn.cell import Cell
 from sporax.nn.container import CellList, SequentialCell
-from sporax.nn.graph_cell import *  # noqa: F403
 from sporax.nn.grad import Jvp, Vjp
+from sporax.nn.graph_cell import *  # noqa: F403
 from sporax.nn.layer import *  # noqa: F403
 from sporax.nn.loss import *  # noqa: F403
 from sporax.nn.loss_scale import *  # noqa: F403

@@ -85,7 +85,7 @@ _SAMPLED_OUT = ("/f16_f32", "/i32_i64", "/i32_sint", "/sfloat_f32", "/f16", "/po
 
 def _params(all_cases):
     out = []
-    for cid, op, init, args, promo in all_cases:
+    for cid, op, init, args, _promo in all_cases:
         if cid in NO_CPU_KERNEL or cid in DEVIATIONS:
             continue
         if not _FULL and cid.endswith(_SAMPLED_OUT) and zlib.crc32(cid.encode()) % 4:

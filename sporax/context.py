@@ -212,6 +212,10 @@ def _check_auto_parallel(key: str, value):
         return value
     if key in ("gradients_mean", "enable_parallel_optimizer", "parameter_broadcast", "full_batch", "enable_alltoall"):
         return check_bool(value, key, where)
+    if key == "comm_fusion":
+        from sporax.parallel.plan import check_fusion_config
+
+        return check_fusion_config(value, where)
     if key in ("pipeline_stages", "grad_accumulation_step"):
         check_int(value, key, where)
         if value < 1:
@@ -220,12 +224,28 @@ def _check_auto_parallel(key: str, value):
     return value
 
 
+def _check_devices(mode: str, device_num: int) -> None:
+    """In a data-parallel mode, ``device_num`` must fit the devices (checked once JAX may be asked)."""
+    if mode not in (ParallelMode.DATA_PARALLEL, ParallelMode.HYBRID_PARALLEL) or device_num == 1:
+        return
+    from sporax.parallel import _runtime
+
+    if _runtime.cluster_pending():  # asking JAX now would start it before init(): checked at the first step
+        return
+    import jax
+
+    _runtime.check_device_num(device_num, jax.device_count(), jax.process_count())
+
+
 def set_auto_parallel_context(**kwargs) -> None:
     """Set auto-parallel options (spec §7.1); all are validated before any is written."""
     for key in kwargs:
         if key not in _AUTO_PARALLEL_FIELDS:
             raise ValueError(f"For 'set_auto_parallel_context', the keyword argument {key!r} is not recognized.")
     checked = {key: _check_auto_parallel(key, value) for key, value in kwargs.items()}
+    if "device_num" in checked or "parallel_mode" in checked:
+        _check_devices(checked.get("parallel_mode", _state.auto_parallel.parallel_mode),
+                       checked.get("device_num", _state.auto_parallel.device_num))
     for key, value in checked.items():
         setattr(_state.auto_parallel, key, value)
 

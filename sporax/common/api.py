@@ -56,6 +56,7 @@ from sporax.common.tensor import Tensor, is_donatable, mark_donatable
 __all__ = ["jit", "ms_function", "run_compiled", "run_cell", "call_cell", "compile_count"]
 
 _GRAPH_MODE = _context.GRAPH_MODE
+_DP_MODES = ("data_parallel", "hybrid_parallel")
 
 # Counts traces of compiled functions (one per compilation); tests read it.
 _stats = {"traces": 0}
@@ -162,7 +163,7 @@ def _avals(values: list) -> list:
     return [(tuple(v.shape), v.dtype) for v in values]
 
 
-def _build(fn, state: list, template: list, treedef, dyn: list, readonly: bool) -> _Entry:
+def _build(fn, state: list, template: list, treedef, dyn: list, readonly: bool, jit_options=None) -> _Entry:
     """Find the written state by an abstract trace, then make the donating jitted function.
 
     ``readonly``: the state is only read (its writes are dropped): no probe, no donation.
@@ -217,7 +218,7 @@ def _build(fn, state: list, template: list, treedef, dyn: list, readonly: bool) 
         entry.single_tensor = entry.out_kinds == [_T] and entry.out_tree.num_leaves == 1 and isinstance(out, Tensor)
         return out_dyn, new_w
 
-    entry.jitted = jax.jit(pure, donate_argnums=(0,))
+    entry.jitted = jax.jit(pure, donate_argnums=(0,), **(jit_options or {}))
     return entry
 
 
@@ -286,18 +287,21 @@ def _execute(entry: _Entry, dyn: list):
     return _rebuild_out(entry, out)
 
 
-def run_compiled(cache: dict, fn, state: list, args: tuple, kwargs: dict, extra_key=(), readonly: bool = False):
+def run_compiled(cache: dict, fn, state: list, args: tuple, kwargs: dict, extra_key=(), readonly: bool = False,
+                 jit_options=None):
     """Run ``fn(*args, **kwargs)`` compiled, with ``state`` Parameters threaded in and out.
 
     ``cache`` holds the entries (a cell's ``_jit_cache`` or a jit wrapper's dict);
     ``extra_key`` adds what jax cannot see (the training flags of the cells involved);
-    ``readonly`` drops the state writes (the caller performs them itself).
+    ``readonly`` drops the state writes (the caller performs them itself); ``jit_options``
+    go to ``jax.jit`` (the data-parallel step passes compiler options).
     """
     with _exec_lock:
-        return _run_compiled(cache, fn, state, args, kwargs, extra_key, readonly)
+        return _run_compiled(cache, fn, state, args, kwargs, extra_key, readonly, jit_options)
 
 
-def _run_compiled(cache: dict, fn, state: list, args: tuple, kwargs: dict, extra_key, readonly: bool):
+def _run_compiled(cache: dict, fn, state: list, args: tuple, kwargs: dict, extra_key, readonly: bool,
+                  jit_options=None):
     if key_state._counter_token is not _rng._counter:  # set_seed was called: restart the key
         key_state._seed_now()
     state_in = state
@@ -311,13 +315,13 @@ def _run_compiled(cache: dict, fn, state: list, args: tuple, kwargs: dict, extra
     key = (tuple(map(id, state)), extra_key, sig, readonly, flags)
     entry = cache.get(key)
     if entry is None:
-        entry = cache[key] = _build(fn, state, template, treedef, dyn, readonly)
+        entry = cache[key] = _build(fn, state, template, treedef, dyn, readonly, jit_options)
     cache[_LAST] = (state_in, extra_key, sig, entry, readonly, flags)
     out = _execute(entry, dyn)
     if out is _RETRACE:  # a state shape/dtype changed (set_data(slice_shape=True)): trace again
         del cache[key]
         cache.pop(_LAST, None)
-        return _run_compiled(cache, fn, state_in, args, kwargs, extra_key, readonly)
+        return _run_compiled(cache, fn, state_in, args, kwargs, extra_key, readonly, jit_options)
     return out
 
 
@@ -348,7 +352,17 @@ def _run_cell(cell, args: tuple, kwargs: dict):
 
 
 def call_cell(cell, args: tuple, kwargs: dict):
-    """``Cell.__call__``: compiled in GRAPH_MODE outside any trace, ``construct`` otherwise."""
+    """``Cell.__call__``: compiled in GRAPH_MODE outside any trace, ``construct`` otherwise.
+
+    In a data-parallel mode a step cell (one holding a gradient reducer) runs as one SPMD
+    program over the data-parallel devices (:mod:`sporax.parallel.data_parallel`).
+    """
+    if _context._state.auto_parallel.parallel_mode in _DP_MODES and not _binding._frames:
+        from sporax.parallel import data_parallel
+
+        out = data_parallel.maybe_run(cell, args, kwargs)
+        if out is not data_parallel.NOT_DP:
+            return out
     if _context._state.execution.mode == _GRAPH_MODE:
         with _exec_lock:  # another thread's trace binds Parameters to its tracers: wait for it
             if not _binding._frames:

@@ -1,14 +1,29 @@
-"""Ranks and groups (spec §7.2).
+"""Ranks and groups: ``init()`` on ``jax.distributed``, and MindSpore's query functions.
 
-sporax runs one process per host; the rank and group size come from the auto-parallel
-context (``global_rank``, ``device_num``), so layout math and the gradient reducer see the
-same numbers MindSpore would after ``init()``. Named groups are lists of global ranks.
+Model (JAX's): a *rank* is a process; each process drives all its local devices. ``init()``
+starts ``jax.distributed`` when the environment describes a cluster (``python -m sporax
+msrun`` sets it; MindSpore's variables are read, see :mod:`sporax.communication._cluster`),
+and otherwise only marks communication started: one process, rank 0 of 1, with all local
+devices forming the data-parallel axis (the embedded default). So a script that takes
+``X[rank * per:(rank + 1) * per]`` with ``per = len(X) // get_group_size()`` takes the whole
+global batch in one process, and sporax splits it over the local devices.
+
+Before ``init()``, ``get_rank`` / ``get_group_size`` emulate a rank from the auto-parallel
+context (``global_rank``, ``device_num``; spec §7.2), which layout math uses.
+
+Named groups (``create_group(name, rank_ids)``) list positions on the data-parallel axis,
+i.e. devices; with one device per process (MindSpore's model) they are the process ranks.
+Collectives over them run inside data-parallel steps (:mod:`sporax.ops.comm_ops`).
 """
 
 from __future__ import annotations
 
+import sys
+import traceback
+
 from sporax import context
 from sporax.common._validation import msg
+from sporax.communication import _cluster
 
 __all__ = ["init", "release", "get_rank", "get_group_size", "get_local_rank", "get_local_rank_size",
            "create_group", "destroy_group", "get_world_rank_from_group_rank",
@@ -18,6 +33,8 @@ HCCL_WORLD_COMM_GROUP = "hccl_world_group"
 NCCL_WORLD_COMM_GROUP = "nccl_world_group"
 _WORLD = {HCCL_WORLD_COMM_GROUP, NCCL_WORLD_COMM_GROUP, "world", None}
 _groups: dict[str, list[int]] = {}
+_BACKENDS = (None, "hccl", "nccl", "mccl", "gloo")
+_started: dict = {}  # the Cluster jax.distributed was started for (it can start once per process)
 
 
 class GlobalComm:
@@ -27,8 +44,32 @@ class GlobalComm:
 
 
 def init(backend_name: str | None = None) -> None:
-    """Start communication. In one process this only marks it started."""
+    """Start communication: ``jax.distributed`` in a cluster, else just mark it started.
+
+    A missing or dead peer gives a RuntimeError naming it within ``cluster_time_out``
+    (``MS_CLUSTER_TIMEOUT``, msrun's ``--cluster_time_out``). In a cluster, an uncaught
+    exception afterwards ends the process at once (exit code 1, traceback printed) instead
+    of waiting in ``jax.distributed``'s shutdown barrier for peers that wait on it.
+    """
+    if backend_name not in _BACKENDS:
+        raise ValueError(msg("init", "backend_name", f"one of {list(_BACKENDS)}", backend_name))
+    if GlobalComm.INITED:
+        return
+    cluster = _cluster.cluster_env()
+    if cluster is not None and "cluster" not in _started:
+        _cluster.start(cluster)
+        _started["cluster"] = cluster
+        sys.excepthook = _exit_on_error
     GlobalComm.INITED = True
+
+
+def _exit_on_error(kind, value, tb) -> None:
+    import os
+
+    traceback.print_exception(kind, value, tb)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)
 
 
 def release() -> None:
@@ -36,9 +77,21 @@ def release() -> None:
     _groups.clear()
 
 
+def _world() -> tuple[int, int] | None:
+    """(rank, size) of the real cluster after init(); None before it."""
+    if not GlobalComm.INITED:
+        return None
+    if "cluster" in _started:
+        import jax
+
+        return jax.process_index(), jax.process_count()
+    return 0, 1
+
+
 def _members(group) -> list[int]:
     if group in _WORLD:
-        return list(range(context._state.auto_parallel.device_num))
+        world = _world()
+        return list(range(world[1] if world else context._state.auto_parallel.device_num))
     if not isinstance(group, str):
         raise TypeError(msg("get_rank", "group", "a str or None", group))
     try:
@@ -49,7 +102,8 @@ def _members(group) -> list[int]:
 
 def get_rank(group=None) -> int:
     """This process's rank in ``group`` (the world group by default)."""
-    rank = context._state.auto_parallel.global_rank
+    world = _world()
+    rank = world[0] if world else context._state.auto_parallel.global_rank
     if group in _WORLD:
         return rank
     members = _members(group)
@@ -59,16 +113,24 @@ def get_rank(group=None) -> int:
 
 
 def get_group_size(group=None) -> int:
-    """Number of ranks in ``group`` (the world group by default)."""
+    """Number of ranks in ``group`` (the world group by default): processes after ``init()``."""
     return len(_members(group))
 
 
 def get_local_rank(group=None) -> int:
-    return get_rank(group)
+    """This process's rank among the processes of its host."""
+    if group not in _WORLD:
+        return get_rank(group)
+    c = _started.get("cluster")
+    return c.local_rank if c is not None and GlobalComm.INITED else get_rank(group)
 
 
 def get_local_rank_size(group=None) -> int:
-    return get_group_size(group)
+    """How many processes run on this host."""
+    if group not in _WORLD:
+        return get_group_size(group)
+    c = _started.get("cluster")
+    return c.local_worker_num if c is not None and GlobalComm.INITED else get_group_size(group)
 
 
 def create_group(group: str, rank_ids) -> None:
@@ -84,12 +146,27 @@ def create_group(group: str, rank_ids) -> None:
 
 
 def destroy_group(group: str) -> None:
-    _groups.pop(group, None)
+    """Remove a group made by ``create_group`` (ValueError for the world group or an unknown name)."""
+    if group in _WORLD:
+        raise ValueError(f"For 'destroy_group', the world group {group!r} can not be destroyed.")
+    if group not in _groups:
+        raise ValueError(f"For 'destroy_group', the communication group {group!r} does not exist.")
+    del _groups[group]
 
 
 def get_world_rank_from_group_rank(group: str, group_rank_num: int) -> int:
-    return _members(group)[group_rank_num]
+    """The world rank of member ``group_rank_num`` of ``group``."""
+    members = _members(group)
+    if isinstance(group_rank_num, bool) or not isinstance(group_rank_num, int) or not 0 <= group_rank_num < len(members):
+        raise ValueError(msg("get_world_rank_from_group_rank", "group_rank_num", f"an int in [0, {len(members)})",
+                             group_rank_num))
+    return members[group_rank_num]
 
 
 def get_group_rank_from_world_rank(world_rank_num: int, group: str) -> int:
-    return _members(group).index(world_rank_num)
+    """The position of world rank ``world_rank_num`` in ``group``."""
+    members = _members(group)
+    if world_rank_num not in members:
+        raise ValueError(msg("get_group_rank_from_world_rank", "world_rank_num", f"a member of {members}",
+                             world_rank_num))
+    return members.index(world_rank_num)

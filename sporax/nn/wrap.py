@@ -9,9 +9,11 @@ donated. In PYNATIVE_MODE the same code runs eagerly.
 
 Gradient reduction seam: in ``data_parallel``/``hybrid_parallel`` mode the gradients pass
 through ``self.grad_reducer`` before the optimizer. :func:`_grad_reducer` builds it: the
-identity in stand-alone mode, and ``sporax.parallel.grad_reducer.DistributedGradReducer(
-parameters, mean, degree)`` (a Cell mapping the gradient tuple to the averaged tuple) in the
-data-parallel modes once that module exists (the parallel issue provides it).
+identity in stand-alone mode, and ``nn.DistributedGradReducer(parameters, gradients_mean)``
+(a Cell mapping the gradient tuple to the reduced tuple, its degree the data-parallel device
+count) in the data-parallel modes. Holding a reducer makes the cell a data-parallel step:
+``Cell.__call__`` runs it under ``shard_map`` over the devices
+(:mod:`sporax.parallel.data_parallel`).
 """
 
 from __future__ import annotations
@@ -88,8 +90,7 @@ def _grad_reducer(parameters) -> object:
     except ImportError:
         return None  # stand-alone behaviour until the data-parallel issue lands
     mean = context.get_auto_parallel_context("gradients_mean")
-    degree = context.get_auto_parallel_context("device_num")
-    return module.DistributedGradReducer(parameters, mean, degree)
+    return module.DistributedGradReducer(parameters, mean)  # degree: the data-parallel devices
 
 
 def _optimizer_weights(optimizer, network: Cell) -> list:

@@ -1,6 +1,7 @@
 """``sporax.ops`` (``mindspore.ops``): operator classes, functional ops and gradient ops."""
 
-from sporax.ops import composite, function, functional, operations
+from sporax.ops import comm_ops, composite, function, functional, operations
+from sporax.ops.comm_ops import *  # noqa: F403
 from sporax.ops.composite import *  # noqa: F403
 from sporax.ops.functional import *  # noqa: F403
 from sporax.ops.operations import *  # noqa: F403
@@ -9,7 +10,7 @@ from sporax.ops.primitive import Primitive, PrimitiveWithCheck, PrimitiveWithInf
 P = operations
 
 __all__ = [
-    *functional.__all__, *operations.__all__, *composite.__all__, "Primitive", "PrimitiveWithInfer",
-    "PrimitiveWithCheck", "prim_attr_register", "constexpr", "function", "functional", "operations", "composite",
-    "P",
+    *functional.__all__, *operations.__all__, *comm_ops.__all__, *composite.__all__, "Primitive", "PrimitiveWithInfer",
+    "PrimitiveWithCheck", "prim_attr_register", "constexpr", "function", "functional", "operations", "comm_ops",
+    "composite", "P",
 ]

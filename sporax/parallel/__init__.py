@@ -1,6 +1,18 @@
-"""``sporax.parallel``: layout math (``layout``) and, later, data-parallel and sharding helpers."""
+"""``sporax.parallel``: layout math, data parallelism and the communication plan.
+
+- :mod:`~sporax.parallel.layout`: which window of a tensor each rank holds (pure functions);
+- :func:`comm_plan` / :func:`summary`: what a data-parallel step communicates (fusion buckets,
+  collectives, per-device bytes), read from the Parameters' flags;
+- :mod:`~sporax.parallel.data_parallel`: step cells run under ``shard_map`` over the
+  data-parallel devices; :func:`get_device_values` / :func:`set_device_values` for the
+  per-device replicas of ``layerwise_parallel`` parameters;
+- ``python -m sporax msrun``: :mod:`~sporax.parallel.msrun`, MindSpore's launcher.
+"""
 
 from sporax.parallel import layout
+from sporax.parallel.data_parallel import broadcast_parameters, compiled_text, get_device_values, set_device_values
 from sporax.parallel.layout import Layout, to_mesh_and_spec
+from sporax.parallel.plan import Bucket, Collective, CommPlan, comm_plan, summary
 
-__all__ = ["layout", "Layout", "to_mesh_and_spec"]
+__all__ = ["layout", "Layout", "to_mesh_and_spec", "comm_plan", "summary", "CommPlan", "Bucket", "Collective",
+           "get_device_values", "set_device_values", "broadcast_parameters", "compiled_text"]

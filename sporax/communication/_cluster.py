@@ -1,0 +1,172 @@
+"""Starting ``jax.distributed`` from the launcher's environment, with a bounded rendezvous first.
+
+``jax.distributed.initialize`` aborts the whole process (SIGABRT, no Python exception) when a
+peer is missing or dies while it waits. So before calling it, the workers meet in a small TCP
+rendezvous of our own on the scheduler address: rank 0 listens, every other rank connects
+and says who it is, and rank 0 answers "go" once all ``worker_num`` ranks are there. Each side
+waits at most ``cluster_time_out`` seconds and otherwise raises a RuntimeError that names the
+missing ranks. Only then does every rank call ``jax.distributed.initialize`` (rank 0 hosts
+the coordinator on the same port; the rendezvous socket is closed first, the peers closing
+their side first so that the port is free at once).
+
+Environment (set by ``python -m sporax msrun``; MindSpore's names): ``MS_WORKER_NUM`` (or
+``RANK_SIZE``), ``MS_NODE_ID`` (or ``RANK_ID``), ``MS_SCHED_HOST`` (default 127.0.0.1),
+``MS_SCHED_PORT``, ``MS_LOCAL_RANK``, ``MS_LOCAL_WORKER_NUM``, ``MS_CLUSTER_TIMEOUT``
+(seconds, default 600).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import time
+
+from sporax.parallel._runtime import env_int
+
+__all__ = ["Cluster", "cluster_env", "rendezvous", "start"]
+
+_HELLO = b"SPORAX-HELLO"
+_GO = b"SPORAX-GO\n"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    worker_num: int
+    rank: int
+    host: str
+    port: int
+    local_rank: int
+    local_worker_num: int
+    timeout: float
+
+
+def cluster_env() -> Cluster | None:
+    """The cluster this process belongs to, from the environment; None when there is none."""
+    worker_num = env_int("MS_WORKER_NUM", "RANK_SIZE")
+    if worker_num is None or worker_num <= 1:
+        return None
+    rank = env_int("MS_NODE_ID", "RANK_ID")
+    if rank is None:
+        raise RuntimeError(f"init(): MS_WORKER_NUM={worker_num} but neither MS_NODE_ID nor RANK_ID gives this "
+                           "process's rank; start the workers with 'python -m sporax msrun'.")
+    if not 0 <= rank < worker_num:
+        raise RuntimeError(f"init(): the rank {rank} (MS_NODE_ID/RANK_ID) is not in [0, {worker_num}).")
+    port = env_int("MS_SCHED_PORT")
+    if port is None or not 0 < port < 65536:
+        raise RuntimeError(f"init(): MS_SCHED_PORT should give the scheduler's port, but got "
+                           f"{os.environ.get('MS_SCHED_PORT')!r}.")
+    timeout = float(os.environ.get("MS_CLUSTER_TIMEOUT") or 600)
+    return Cluster(
+        worker_num=worker_num,
+        rank=rank,
+        host=os.environ.get("MS_SCHED_HOST") or "127.0.0.1",
+        port=port,
+        local_rank=env_int("MS_LOCAL_RANK", default=rank),
+        local_worker_num=env_int("MS_LOCAL_WORKER_NUM", default=worker_num),
+        timeout=timeout,
+    )
+
+
+def _recv_line(sock: socket.socket, deadline: float) -> bytes:
+    buf = b""
+    while not buf.endswith(b"\n"):
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        chunk = sock.recv(256)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def rendezvous(c: Cluster) -> None:
+    """Wait until all ``c.worker_num`` ranks are reachable, at most ``c.timeout`` seconds (RuntimeError)."""
+    deadline = time.monotonic() + c.timeout
+    where = f"{c.host}:{c.port}"
+    if c.rank == 0:
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            srv.bind((c.host, c.port))
+        except OSError as e:
+            srv.close()
+            raise RuntimeError(f"init(): rank 0 could not listen on the scheduler address {where}: {e}.") from None
+        srv.listen(c.worker_num)
+        peers: dict = {}
+        try:
+            while len(peers) < c.worker_num - 1:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    missing = sorted(set(range(1, c.worker_num)) - set(peers))
+                    raise RuntimeError(
+                        f"init(): only {len(peers) + 1} of {c.worker_num} workers reached the scheduler at {where} "
+                        f"within cluster_time_out={c.timeout:g} s; missing ranks {missing}. Check that every worker "
+                        "was started (msrun --worker_num/--local_worker_num) and is alive.")
+                srv.settimeout(min(left, 0.5))
+                try:
+                    conn, _ = srv.accept()
+                except TimeoutError:
+                    continue
+                line = _recv_line(conn, min(deadline, time.monotonic() + 5)).split()
+                if len(line) != 3 or line[0] != _HELLO or int(line[2]) != c.worker_num:
+                    conn.close()
+                    continue
+                r = int(line[1])
+                if r in peers or not 0 < r < c.worker_num:
+                    conn.close()
+                    raise RuntimeError(f"init(): two workers claim rank {r} (MS_NODE_ID/RANK_ID) at {where}.")
+                peers[r] = conn
+            for conn in peers.values():
+                conn.sendall(_GO)
+            end = time.monotonic() + 5
+            for conn in peers.values():  # the peers close first: no TIME_WAIT on the scheduler port
+                try:
+                    _recv_line(conn, end)
+                except OSError:
+                    pass
+        finally:
+            for conn in peers.values():
+                conn.close()
+            srv.close()
+        return
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise RuntimeError(f"init(): rank {c.rank} could not reach the scheduler (rank 0) at {where} within "
+                               f"cluster_time_out={c.timeout:g} s.")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(min(left, 2.0))
+            sock.connect((c.host, c.port))
+            sock.sendall(b"%s %d %d\n" % (_HELLO, c.rank, c.worker_num))
+            answer = _recv_line(sock, deadline)
+        except (ConnectionRefusedError, ConnectionResetError, TimeoutError, OSError):
+            sock.close()
+            time.sleep(0.1)
+            continue
+        sock.close()
+        if answer == _GO:
+            return
+        if not answer and time.monotonic() < deadline:
+            time.sleep(0.1)  # rank 0 restarted or dropped us: try again while time is left
+            continue
+        raise RuntimeError(f"init(): the scheduler at {where} did not confirm the cluster within "
+                           f"cluster_time_out={c.timeout:g} s (some worker is missing or rank 0 failed).")
+
+
+def start(c: Cluster) -> None:
+    """Rendezvous, then ``jax.distributed.initialize`` for cluster ``c``."""
+    import jax
+
+    rendezvous(c)
+    try:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    except Exception:  # noqa: BLE001  (older/newer jax without the option: its default applies)
+        pass
+    jax.distributed.initialize(
+        coordinator_address=f"{c.host}:{c.port}",
+        num_processes=c.worker_num,
+        process_id=c.rank,
+        initialization_timeout=max(10, int(c.timeout)),
+        shutdown_timeout_seconds=30,
+    )

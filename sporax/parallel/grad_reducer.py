@@ -1,0 +1,117 @@
+"""``nn.DistributedGradReducer``: all-reduce gradients over the data-parallel group, by the plan.
+
+Per bucket of :func:`sporax.parallel.plan.bucket_records` (one per fusion id, id 0
+alone, layerwise parameters excluded): ravel and concatenate the bucket's gradients into one
+float32 (or wider) buffer, all-reduce it (sum), multiply by ``1/degree`` when ``mean``, split
+and cast back. Gradients of ``layerwise_parallel`` parameters come back unchanged.
+
+The reducer runs inside a data-parallel step (a Cell holding it is run under ``shard_map``
+over the data-parallel devices, see :mod:`sporax.parallel.data_parallel`); with a single
+device there is nothing to reduce and only the ``mean`` scaling by ``degree`` applies.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+
+from sporax.common._validation import check_bool, check_non_negative_int, msg
+from sporax.common.parameter import Parameter
+from sporax.common.tensor import Tensor, unwrap
+from sporax.nn.cell import Cell
+from sporax.parallel import _runtime, plan
+
+__all__ = ["DistributedGradReducer"]
+
+
+class DistributedGradReducer(Cell):
+    """``DistributedGradReducer(parameters, mean=None, degree=None, fusion_type=1, group=WORLD)``.
+
+    ``mean=None`` takes the context's ``gradients_mean``; ``degree=None`` the size of the group
+    on the data-parallel axis (every device of the step; a named group's member count).
+    ``fusion_type=0`` sends every gradient alone; otherwise the parameters' ``comm_fusion``
+    ids (or the context's ``comm_fusion`` config) form the buckets. Called on the tuple of
+    gradients (in ``parameters`` order), it returns the reduced tuple.
+    """
+
+    def __init__(self, parameters, mean=None, degree=None, fusion_type: int = 1, group=None) -> None:
+        from sporax import context
+        from sporax.ops.comm_ops import _check_group
+
+        super().__init__(auto_prefix=False)
+        if isinstance(parameters, Parameter) or not hasattr(parameters, "__iter__"):
+            raise TypeError(msg("DistributedGradReducer", "parameters", "a list or tuple of Parameters",
+                                type(parameters).__name__))
+        params = tuple(parameters)
+        for p in params:
+            if not isinstance(p, Parameter):
+                raise TypeError(msg("DistributedGradReducer", "parameters", "a list or tuple of Parameters",
+                                    type(p).__name__))
+        if mean is None:
+            mean = context._state.auto_parallel.gradients_mean
+        mean = check_bool(mean, "mean", "DistributedGradReducer")
+        if degree is not None and (isinstance(degree, bool) or not isinstance(degree, int) or degree <= 0):
+            raise ValueError(msg("DistributedGradReducer", "degree", "None or an int > 0", degree))
+        check_non_negative_int(fusion_type, "fusion_type", "DistributedGradReducer")
+        members = _check_group(group, "DistributedGradReducer")
+        # Not Cell attributes: the Parameters belong to the network (no renaming, no second owner).
+        object.__setattr__(self, "_grad_params", params)
+        self.mean = mean
+        self.degree = degree
+        self.fusion_type = fusion_type
+        self.group = group
+        object.__setattr__(self, "_members", members)
+
+    @property
+    def parameters(self) -> tuple:
+        """The Parameters whose gradients this reducer receives, in order."""
+        return self._grad_params
+
+    def buckets(self) -> tuple:
+        """The fusion buckets as they are now (a pure function of the Parameters' flags)."""
+        from sporax import context
+
+        return plan.bucket_records(self._grad_params, context._state.auto_parallel.comm_fusion,
+                                        self.fusion_type)
+
+    def resolved_degree(self) -> int:
+        """The divisor of ``mean``: ``degree``, or the group's size on the data-parallel axis."""
+        if self.degree is not None:
+            return self.degree
+        if self._members is not None:
+            return len(self._members)
+        ax = _runtime.axis()
+        if ax is not None:
+            return ax[1]
+        from sporax.ops.comm_ops import _world_size
+
+        return _world_size()
+
+    def construct(self, grads):
+        from sporax.ops.comm_ops import ReduceOp, _scope, all_reduce
+
+        grads = tuple(grads)
+        if len(grads) != len(self._grad_params):
+            raise ValueError(f"For 'DistributedGradReducer', got {len(grads)} gradients for "
+                             f"{len(self._grad_params)} parameters.")
+        arrays = [unwrap(g) if isinstance(g, Tensor) else jnp.asarray(g) for g in grads]
+        ax = _scope("DistributedGradReducer", self._members) if _runtime.axis() is not None else None
+        degree = self.degree or (len(self._members) if self._members else ax[1] if ax else 1)
+        scale = 1.0 / degree if self.mean else None
+        out = list(arrays)
+        for bucket in self.buckets():
+            idx = bucket.indices
+            dt = jnp.dtype(bucket.dtype)
+            flat = jnp.concatenate([arrays[i].reshape(-1).astype(dt) for i in idx]) if len(idx) > 1 \
+                else arrays[idx[0]].reshape(-1).astype(dt)
+            if ax is not None:
+                flat = all_reduce(flat, ReduceOp.SUM, ax[0], self._members)
+            if scale is not None:
+                flat = flat * jnp.asarray(scale, dt)
+            offset = 0
+            for i in idx:
+                n = math.prod(arrays[i].shape)
+                out[i] = flat[offset:offset + n].reshape(arrays[i].shape).astype(arrays[i].dtype)
+                offset += n
+        return tuple(Tensor._wrap(a) for a in out)

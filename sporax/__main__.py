@@ -1,6 +1,7 @@
 """``python -m sporax run SCRIPT [ARGS]`` runs a MindSpore script on sporax;
 ``python -m sporax ckpt ...`` inspects, converts and merges checkpoints;
-``python -m sporax fl server|client ...`` runs federated learning on Flower (SuperLink, SuperNodes)."""
+``python -m sporax fl server|client ...`` runs federated learning on Flower (SuperLink, SuperNodes);
+``python -m sporax msrun ...`` starts data-parallel workers as MindSpore's msrun does."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import sys
 
 USAGE = """usage: python -m sporax run SCRIPT [ARGS...]
        python -m sporax ckpt {inspect,convert,merge} ...
-       python -m sporax fl {server,client} ..."""
+       python -m sporax fl {server,client} ...
+       python -m sporax msrun --worker_num=N --local_worker_num=N --master_port=P [--log_dir=D] [--join=True] SCRIPT [ARGS...]"""
 
 
 def run_script(script: str, args: list[str]) -> None:
@@ -47,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         from sporax.train.ckpt_cli import main as ckpt_main
 
         return ckpt_main(rest)
+    if command == "msrun":
+        from sporax.parallel.msrun import main as msrun_main
+
+        return msrun_main(rest)
     print(USAGE, file=sys.stderr)
     return 2
 

@@ -347,8 +347,8 @@ def _split64(s: np.ndarray, pad_to: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def _host_device():
     """The CPU device: host windows are computed there even when an accelerator is the default,
     so their values do not depend on which accelerator (if any) the machine has."""
-    try:
-        return jax.devices("cpu")[0]
+    try:  # local: in a multi-process run jax.devices() lists every process's devices
+        return jax.local_devices(backend="cpu")[0]
     except RuntimeError:  # CPU platform not initialized (JAX_PLATFORMS excludes it)
         return None
 

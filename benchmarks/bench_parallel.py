@@ -1,0 +1,266 @@
+"""Data-parallel step speed and communication: sporax against plain JAX, on simulated CPU devices.
+
+The model is bench_train's MLP 784-1024-1024-10 (ReLU, sparse softmax cross-entropy, mean;
+Momentum(0.01, 0.9)), batch 128 per device.
+
+(1) One process, 1/2/4/8 devices: sporax DATA_PARALLEL (``TrainOneStepCell``, GRAPH_MODE,
+    ``device_num=n``: the step runs under ``shard_map``, gradients in one fused all-reduce)
+    against the same model in plain JAX with ``NamedSharding`` (parameters replicated, batch
+    split, GSPMD inserts the all-reduce), steps/s and ratio (goal >= 0.9x at each count).
+(2) Two processes with one device each (``python -m sporax msrun``, gloo collectives) against
+    one process with two devices, the same script and global batch.
+(3) All-reduces per step and their bytes with fusion ids all 0, one per layer, and all 1: from
+    ``sporax.parallel.comm_plan`` and counted in the compiled HLO, with the steps/s of each on
+    8 devices.
+
+The simulated devices share this machine's cores, so compare the ratios, not speedups.
+Run: ``python benchmarks/bench_parallel.py [--steps N] [--rounds R] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __name__ == "__main__" and "--worker" not in sys.argv:
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import argparse  # noqa: E402
+import re  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+SIZES = [784, 1024, 1024, 10]
+LR, MOMENTUM, PER_DEVICE = 0.01, 0.9, 128
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def make_data(batch: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((batch, SIZES[0])).astype(np.float32),
+            rng.integers(0, SIZES[-1], batch).astype(np.int32))
+
+
+# ---------------------------------------------------------------------------------- plain JAX
+def jax_stepper(n: int, x, y):
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    mesh = Mesh(np.array(jax.devices()[:n]), ("dp",))
+    repl, split = NamedSharding(mesh, P()), NamedSharding(mesh, P("dp"))
+    key = jax.random.PRNGKey(0)
+    params = []
+    for fan_in, fan_out in zip(SIZES[:-1], SIZES[1:]):
+        key, k1 = jax.random.split(key)
+        bound = 1.0 / np.sqrt(fan_in)
+        params.append((jax.random.uniform(k1, (fan_in, fan_out), jnp.float32, -bound, bound),
+                       jnp.zeros((fan_out,), jnp.float32)))
+    tx = optax.sgd(LR, momentum=MOMENTUM)
+    params = jax.device_put(params, repl)
+    state = jax.device_put(tx.init(params), repl)
+
+    def loss_fn(p, x, y):
+        for i, (w, b) in enumerate(p):
+            x = x @ w + b
+            if i < len(p) - 1:
+                x = jax.nn.relu(x)
+        return optax.softmax_cross_entropy_with_integer_labels(x, y).mean()
+
+    def _step(p, s, x, y):
+        loss, g = jax.value_and_grad(loss_fn)(p, x, y)
+        updates, s = tx.update(g, s, p)
+        return optax.apply_updates(p, updates), s, loss
+
+    step = jax.jit(_step, donate_argnums=(0, 1), out_shardings=(repl, repl, repl))
+    xj, yj = jax.device_put(x, split), jax.device_put(y, split)
+    box = [params, state]
+
+    def run(k: int) -> float:
+        t = time.perf_counter()
+        for _ in range(k):
+            box[0], box[1], loss = step(box[0], box[1], xj, yj)
+        loss.block_until_ready()
+        return time.perf_counter() - t
+
+    return run
+
+
+# ---------------------------------------------------------------------------------- sporax
+def sporax_step(n: int, fusion: str = "ones"):
+    import sporax as ms
+    from sporax import nn
+
+    class MLP(nn.Cell):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = nn.CellList([nn.Dense(a, b) for a, b in zip(SIZES[:-1], SIZES[1:])])
+            self.relu = nn.ReLU()
+
+        def construct(self, x):
+            for i, layer in enumerate(self.layers):
+                x = layer(x)
+                if i < len(self.layers) - 1:
+                    x = self.relu(x)
+            return x
+
+    ms.context._reset()
+    ms.set_context(mode=ms.GRAPH_MODE)
+    if n > 1:
+        ms.set_auto_parallel_context(parallel_mode="data_parallel", gradients_mean=True, device_num=n)
+    net = MLP()
+    if fusion == "zeros":
+        net.set_comm_fusion(0)
+    elif fusion == "per_layer":
+        for i, layer in enumerate(net.layers):
+            layer.set_comm_fusion(i + 1)
+    loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+    step = nn.TrainOneStepCell(nn.WithLossCell(net, loss), nn.Momentum(net.trainable_params(), LR, MOMENTUM))
+    step.set_train()
+    step.init_parameters_data()
+    return step
+
+
+def sporax_stepper(n: int, x, y, fusion: str = "ones"):
+    import sporax as ms
+    from sporax import Tensor
+
+    step = sporax_step(n, fusion)
+    xt, yt = Tensor(x), Tensor(y)
+    ap = dict(vars(ms.context._state.auto_parallel))
+
+    def run(k: int) -> float:
+        for key, value in ap.items():  # each stepper keeps its own parallel context
+            setattr(ms.context._state.auto_parallel, key, value)
+        ms.set_context(mode=ms.GRAPH_MODE)
+        t = time.perf_counter()
+        for _ in range(k):
+            out = step(xt, yt)
+        out._jax().block_until_ready()
+        return time.perf_counter() - t
+
+    return run, step
+
+
+def timed(steppers: dict, steps: int, rounds: int) -> dict:
+    for run in steppers.values():
+        run(max(2, steps // 5))
+    rates: dict = {k: [] for k in steppers}
+    for _ in range(rounds):
+        for k, run in steppers.items():
+            rates[k].append(steps / run(steps))
+    return {k: float(np.median(v)) for k, v in rates.items()}
+
+
+def part1(steps: int, rounds: int) -> None:
+    print(f"\n(1) one process, n simulated devices, batch {PER_DEVICE}/device: steps/s "
+          f"(median of {rounds} interleaved rounds of {steps} steps)")
+    print(f"  {'devices':>7s} {'plain JAX':>10s} {'sporax DP':>10s} {'ratio':>7s}")
+    for n in (1, 2, 4, 8):
+        x, y = make_data(PER_DEVICE * n)
+        res = timed({"jax": jax_stepper(n, x, y), "sporax": sporax_stepper(n, x, y)[0]}, steps, rounds)
+        print(f"  {n:7d} {res['jax']:10.2f} {res['sporax']:10.2f} {res['sporax'] / res['jax']:6.2f}x", flush=True)
+
+
+def part3(steps: int, rounds: int) -> None:
+    import sporax as ms
+
+    print("\n(3) fusion on 8 devices: gradient buckets, all-reduces per step (plan == compiled HLO), bytes, steps/s")
+    print(f"  {'fusion ids':>12s} {'buckets':>8s} {'plan ARs':>8s} {'HLO ARs':>8s} {'AR bytes':>10s} {'steps/s':>8s}")
+    x, y = make_data(PER_DEVICE * 8)
+    steppers, steps_by = {}, {}
+    for fusion in ("zeros", "per_layer", "ones"):
+        steppers[fusion], steps_by[fusion] = sporax_stepper(8, x, y, fusion)
+    res = timed(steppers, steps, rounds)
+    for fusion, step in steps_by.items():
+        plan = ms.parallel.comm_plan(step)
+        hlo = len(re.findall(r" all-reduce\(", ms.parallel.compiled_text(step)))
+        label = {"zeros": "all 0", "per_layer": "per layer", "ones": "all 1"}[fusion]
+        print(f"  {label:>12s} {len(plan.buckets):8d} {plan.allreduce_count:8d} {hlo:8d} {plan.allreduce_bytes:10d} "
+              f"{res[fusion]:8.2f}")
+
+
+# ---------------------------------------------------------------------------------- processes
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker(steps: int, rounds: int) -> None:
+    """Run inside each process (msrun) or alone with 2 devices: time the DP step, print steps/s."""
+    import jax
+
+    from sporax import Tensor
+    from sporax.communication import get_group_size, get_rank, init
+
+    init()
+    total = jax.device_count()
+    x, y = make_data(PER_DEVICE * total)
+    rank, size = get_rank(), get_group_size()
+    per = len(x) // size
+    xt, yt = Tensor(x[rank * per:(rank + 1) * per]), Tensor(y[rank * per:(rank + 1) * per])
+    step = sporax_step(total)
+    for _ in range(max(2, steps // 5)):
+        out = step(xt, yt)
+    out._jax().block_until_ready()
+    rates = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(steps):
+            out = step(xt, yt)
+        out._jax().block_until_ready()
+        rates.append(steps / (time.perf_counter() - t))
+    print(f"RATE rank={rank} size={size} devices={total} steps_per_s={np.median(rates):.3f}", flush=True)
+
+
+def part2(steps: int, rounds: int) -> None:
+    print(f"\n(2) 2 processes x 1 device (msrun, gloo) vs 1 process x 2 devices, global batch {2 * PER_DEVICE}")
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), JAX_PLATFORMS="cpu")
+    me = os.path.abspath(__file__)
+    args = ["--worker", "--steps", str(steps), "--rounds", str(rounds)]
+    one = subprocess.run([sys.executable, me, *args], capture_output=True, text=True, timeout=900,
+                         env=dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+    cmd = [sys.executable, "-m", "sporax", "msrun", "--worker_num=2", "--local_worker_num=2",
+           f"--master_port={_free_port()}", "--log_dir=/tmp/sporax_bench_parallel_logs", "--join=True",
+           me, *args]
+    two = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                         env=dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=1"))
+    r1 = [float(v) for v in re.findall(r"steps_per_s=([\d.]+)", one.stdout)]
+    r2 = [float(v) for v in re.findall(r"steps_per_s=([\d.]+)", two.stdout)]
+    if not r1 or len(r2) != 2:
+        print("  failed:\n" + one.stdout[-2000:] + one.stderr[-2000:] + two.stdout[-3000:] + two.stderr[-2000:])
+        return
+    print(f"  1 process x 2 devices: {r1[0]:.2f} steps/s")
+    print(f"  2 processes x 1 device: {min(r2):.2f} steps/s (slower rank)  ratio {min(r2) / r1[0]:.2f}x")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="few steps (a smoke test)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    a = parser.parse_args(argv)
+    steps, rounds = (4, 1) if a.quick else (a.steps, a.rounds)
+    if a.worker:
+        worker(steps, rounds)
+        return
+    import jax
+
+    print(f"jax {jax.__version__}, {jax.device_count()} simulated {jax.devices()[0].platform} devices on "
+          f"{os.cpu_count()} cores (shared: compare ratios)")
+    part1(steps, rounds)
+    part3(steps, rounds)
+    part2(steps, rounds)
+
+
+if __name__ == "__main__":
+    main()

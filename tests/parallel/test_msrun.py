@@ -1,0 +1,116 @@
+"""Real multi-process data parallel through ``python -m sporax msrun`` on 127.0.0.1, and its faults.
+
+Every launch uses a free port, a timeout, and kills its process group in ``finally``; each test
+checks that no worker outlives the launcher.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+HERE = os.path.dirname(__file__)
+ROOT = os.path.dirname(os.path.dirname(HERE))
+FIXTURE = os.path.join(HERE, "fixtures", "dp_momentum_ms210.npz")
+TRAIN = os.path.join(HERE, "scripts", "dp_train.py")
+FAULT = os.path.join(HERE, "scripts", "fault.py")
+KEYS = ("w1", "b1", "w2", "b2")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _msrun(tmp_path, args: list, devices: int = 1, timeout: float = 240, **flags):
+    """(exit code, console output, seconds, worker pids, exit time) of one msrun launch."""
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    opts = {"worker_num": 2, "local_worker_num": 2, "master_port": _free_port(), "log_dir": str(tmp_path / "logs"),
+            "join": "True", **flags}
+    cmd = [sys.executable, "-m", "sporax", "msrun", *(f"--{k}={v}" for k, v in opts.items()), *args]
+    start = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    end = time.time()
+    text = out.decode(errors="replace")
+    pids = [int(p) for p in re.findall(r"started worker \d+ \(pid (\d+)\)", text)]
+    return proc.returncode, text, end - start, pids, end
+
+
+def _assert_reaped(pids):
+    for pid in pids:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE, pid
+
+
+@pytest.mark.parametrize("devices", [1, 4])
+def test_two_processes_train_like_mindspore(tmp_path, devices):
+    """Settings 3 and 4: 2 processes with 1 or 4 devices each, graph and pynative."""
+    gold = np.load(FIXTURE)
+    prefix = str(tmp_path / "out")
+    rc, text, _, pids, _ = _msrun(tmp_path, [TRAIN, FIXTURE, prefix, "both"], devices=devices)
+    assert rc == 0, text
+    _assert_reaped(pids)
+    for rank in (0, 1):
+        got = np.load(f"{prefix}.rank{rank}.npz")
+        assert int(got["size"]) == 2
+        for mode in ("graph", "pynative"):
+            for k in KEYS:
+                np.testing.assert_allclose(got[f"{mode}_{k}"], gold[f"{mode}_{k}"], rtol=1e-5, atol=1e-6)
+        log = (tmp_path / "logs" / f"worker_{rank}.log").read_text()
+        assert f"rank {rank} of 2: done" in log
+    assert "[worker 1] rank 1 of 2: done" in text and "all 2 workers finished" in text
+
+
+def _fail_time(text: str) -> float:
+    return float(re.search(r"FAIL_AT ([\d.]+)", text).group(1))
+
+
+@pytest.mark.parametrize("mode", ["raise", "sigkill"])
+def test_failed_worker_stops_the_others(tmp_path, mode):
+    rc, text, _, pids, end = _msrun(tmp_path, [FAULT, mode])
+    assert rc == 1, text
+    code = "1" if mode == "raise" else r"-9 \(killed by SIGKILL\)"
+    assert re.search(rf"worker 1 \(pid \d+\) failed with exit code {code}", text), text
+    assert end - _fail_time(text) < 30
+    _assert_reaped(pids)
+    if mode == "raise":
+        assert "worker 1 fails on purpose" in (tmp_path / "logs" / "worker_1.log").read_text()
+
+
+def test_peer_that_never_starts(tmp_path):
+    rc, text, _, pids, end = _msrun(tmp_path, [FAULT, "alone"], local_worker_num=1, cluster_time_out=3)
+    assert rc == 1, text
+    log = (tmp_path / "logs" / "worker_0.log").read_text()
+    assert "RuntimeError" in log and "missing ranks [1]" in log and "cluster_time_out=3" in log
+    assert "worker 0 (pid" in text and "failed with exit code 1" in text
+    assert end - _fail_time(text) < 30
+    _assert_reaped(pids)
+
+
+def test_bad_launcher_arguments(tmp_path):
+    from sporax.parallel.msrun import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--worker_num=2", "--local_worker_num=3", TRAIN])
+    with pytest.raises(SystemExit):
+        parse_args(["--worker_num=2", "--join=maybe", TRAIN])
+    with pytest.raises(SystemExit):
+        parse_args(["--worker_num=2", str(tmp_path / "missing.py")])
+    ns = parse_args(["--worker_num=4", "--local_worker_num=2", "--node_rank=1", "--join=true", TRAIN, "a", "--b"])
+    assert (ns.node_rank, ns.join, ns.master_addr, ns.task_script_args) == (1, True, "127.0.0.1", ["a", "--b"])

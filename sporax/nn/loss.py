@@ -15,8 +15,8 @@ from sporax.common.parameter import Parameter
 from sporax.common.tensor import Tensor, unwrap
 from sporax.nn.cell import Cell
 
-__all__ = ["LossBase", "MSELoss", "L1Loss", "SmoothL1Loss", "SoftmaxCrossEntropyWithLogits", "BCEWithLogitsLoss",
-           "CrossEntropyLoss", "NLLLoss"]
+__all__ = ["LossBase", "MSELoss", "L1Loss", "MAELoss", "HuberLoss", "SmoothL1Loss", "SoftmaxCrossEntropyWithLogits",
+           "BCEWithLogitsLoss", "CrossEntropyLoss", "NLLLoss", "KLDivLoss", "CosineEmbeddingLoss"]
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -67,6 +67,34 @@ class L1Loss(LossBase):
         x = _check_tensor(logits, "logits", "L1Loss")
         y = _check_tensor(labels, "labels", "L1Loss")
         return self.get_loss(Tensor._wrap(jnp.abs(x - y)))
+
+
+class MAELoss(LossBase):
+    """``MAELoss(reduction='mean')``: mean absolute error ``|logits - labels|`` (broadcast), reduced."""
+
+    def construct(self, logits, labels) -> Tensor:
+        x = _check_tensor(logits, "logits", "MAELoss")
+        y = _check_tensor(labels, "labels", "MAELoss")
+        return self.get_loss(Tensor._wrap(jnp.abs(x - y.astype(x.dtype))))
+
+
+class HuberLoss(LossBase):
+    """``HuberLoss(reduction='mean', delta=1.0)``: ``0.5 d**2`` where ``|d| < delta``, else
+    ``delta * (|d| - 0.5 * delta)``, with ``d = logits - labels``."""
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        super().__init__(reduction)
+        if isinstance(delta, bool) or not isinstance(delta, (int, float)):
+            raise TypeError(msg("HuberLoss", "delta", "a float", delta))
+        if delta <= 0:
+            raise ValueError(msg("HuberLoss", "delta", "a float > 0", delta))
+        self.delta = float(delta)
+
+    def construct(self, logits, labels) -> Tensor:
+        x = _check_tensor(logits, "logits", "HuberLoss")
+        d = jnp.abs(x - _check_tensor(labels, "labels", "HuberLoss").astype(x.dtype))
+        delta = jnp.asarray(self.delta, x.dtype)
+        return self.get_loss(Tensor._wrap(jnp.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta))))
 
 
 class SmoothL1Loss(LossBase):
@@ -252,3 +280,54 @@ class CrossEntropyLoss(LossBase):
         elif self.reduction == "sum":
             loss = jnp.sum(loss)
         return Tensor._wrap(loss.astype(x.dtype))
+
+
+class KLDivLoss(LossBase):
+    """``KLDivLoss(reduction='mean')``: ``labels * (log(labels) - logits)`` (``logits`` are log-probabilities).
+
+    ``reduction`` is ``'mean'`` (over every element), ``'batchmean'`` (sum / batch size),
+    ``'sum'`` or ``'none'``; where a label is 0 its term is 0.
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        check_str_in(reduction, ("mean", "batchmean", "sum", "none"), "reduction", "KLDivLoss")
+        super().__init__("mean" if reduction == "batchmean" else reduction)
+        self.reduction = reduction
+
+    def construct(self, logits, labels) -> Tensor:
+        x = _check_tensor(logits, "logits", "KLDivLoss")
+        y = _check_tensor(labels, "labels", "KLDivLoss").astype(x.dtype)
+        loss = jnp.where(y > 0, y * (jnp.log(jnp.where(y > 0, y, 1)) - x), 0).astype(x.dtype)
+        if self.reduction == "batchmean":
+            return Tensor._wrap((jnp.sum(loss) / x.shape[0]).astype(x.dtype))
+        if self.reduction == "none":
+            return Tensor._wrap(loss)
+        return Tensor._wrap((jnp.sum(loss) if self.reduction == "sum" else jnp.mean(loss)).astype(x.dtype))
+
+
+class CosineEmbeddingLoss(LossBase):
+    """``CosineEmbeddingLoss(margin=0.0, reduction='mean')(logits_x1, logits_x2, labels)``.
+
+    With ``cos`` the cosine similarity of ``x1`` and ``x2`` along the last axis: ``1 - cos``
+    where the label is 1, ``max(0, cos - margin)`` where it is -1. ``margin`` in [-1, 1].
+    """
+
+    def __init__(self, margin: float = 0.0, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)):
+            raise TypeError(msg("CosineEmbeddingLoss", "margin", "a float", margin))
+        if not -1.0 <= margin <= 1.0:
+            raise ValueError(msg("CosineEmbeddingLoss", "margin", "in the range [-1.0, 1.0]", margin))
+        self.margin = float(margin)
+
+    def construct(self, logits_x1, logits_x2, labels) -> Tensor:
+        x1 = _check_tensor(logits_x1, "logits_x1", "CosineEmbeddingLoss")
+        x2 = _check_tensor(logits_x2, "logits_x2", "CosineEmbeddingLoss")
+        y = _check_tensor(labels, "labels", "CosineEmbeddingLoss")
+        if x1.shape != x2.shape:
+            raise ValueError(f"For 'CosineEmbeddingLoss', 'logits_x1' and 'logits_x2' should have one shape, but got "
+                             f"{tuple(x1.shape)} and {tuple(x2.shape)}.")
+        eps = jnp.asarray(1e-12, x1.dtype)
+        cos = jnp.sum(x1 * x2, -1) / (jnp.sqrt(jnp.sum(x1 * x1, -1) * jnp.sum(x2 * x2, -1)) + eps)
+        loss = jnp.where(y == 1, 1 - cos, jnp.maximum(cos - self.margin, 0)).astype(x1.dtype)
+        return self.get_loss(Tensor._wrap(loss))

@@ -14,7 +14,7 @@ import numpy as np
 from sporax.common._validation import check_str_in, msg
 from sporax.common.tensor import Tensor
 
-__all__ = ["Metric", "Accuracy", "Loss", "get_metric_by_name", "get_metrics", "names"]
+__all__ = ["Metric", "Accuracy", "Loss", "get_metric_by_name", "get_metric_fn", "get_metrics", "names"]
 
 
 class Metric(abc.ABC):
@@ -155,9 +155,12 @@ def names() -> list:
 
 
 def get_metric_by_name(name: str, *args, **kwargs) -> Metric:
-    """A new metric object for ``name`` (``'acc'``, ``'accuracy'``, ``'loss'``)."""
+    """A new metric object for ``name`` (one of :func:`names`: ``'accuracy'``, ``'mae'``, ``'top_5_accuracy'``, ...)."""
     check_str_in(name, tuple(_METRICS), "name", "get_metric_by_name")
     return _METRICS[name](*args, **kwargs)
+
+
+get_metric_fn = get_metric_by_name
 
 
 def get_metrics(metrics) -> dict:
@@ -174,3 +177,7 @@ def get_metrics(metrics) -> dict:
     if isinstance(metrics, (set, list, tuple)):
         return {name: get_metric_by_name(name) for name in metrics}
     raise TypeError(msg("Model", "metrics", "a dict or set of metric names", type(metrics).__name__))
+
+
+# The other metrics register their names in _METRICS when their module loads.
+from sporax.train import _metrics_ext  # noqa: E402,F401

@@ -4,7 +4,10 @@ Two models, each trained on fixed random data:
 
 (a) MLP 784-1024-1024-10 with ReLU, sparse softmax cross-entropy (mean), Momentum(0.01, 0.9),
     batch 128;
-(b) one Dense(10, 10), the same loss and optimizer, batch 8 (measures per-step overhead).
+(b) one Dense(10, 10), the same loss and optimizer, batch 8 (measures per-step overhead);
+(c) the MLP of (a) with ``Model(amp_level="O2")`` (float16 + dynamic loss scale), ``"O3"`` and O3
+    in bfloat16, each against plain JAX with the same low-precision compute on float32 master
+    weights (``--amp-only`` runs just this case).
 
 Pure JAX is the same model as ``jax.jit(value_and_grad + optax.sgd(momentum=0.9))`` with the
 parameters and optimizer state donated, in float32 (sporax turns on ``jax_enable_x64``, so
@@ -164,15 +167,144 @@ def run_case(name: str, sizes: list, batch: int, steps: int, pynative_steps: int
     return res
 
 
+# ---------------------------------------------------------------------------------- mixed precision
+# (c) the MLP of (a) trained with amp_level="O2" (float16, dynamic loss scale that skips
+# overflowing steps), "O3" (float16, no loss scale) and O3 in bfloat16 (auto_mixed_precision),
+# against the same model in plain JAX: low-precision compute on float32 master weights, the
+# loss in float32, and for O2 the same dynamic loss scaling (scaled loss, unscaled gradients,
+# finiteness check, step skipped on overflow, scale halved / doubled after a window). The JAX
+# weights are stored (out, in) and applied as x @ w.T, as sporax's (and MindSpore's) Dense does:
+# XLA's CPU float16 matmul is ~4x faster in that layout than with (in, out), so the layouts must match.
+AMP_CASES = (("O2", "float16", True), ("O3", "float16", False), ("O3", "bfloat16", False))
+
+
+def amp_jax_stepper(sizes, x, y, dtype: str, loss_scale: bool):
+    """(first-step seconds, run(n)) for plain JAX mixed precision (see the comment above)."""
+    dt = jnp.dtype(dtype)
+    params = [(jnp.asarray(w.T), b) for w, b in jax_init(sizes)]  # (out, in), as Dense stores it
+    tx = optax.sgd(LR, momentum=MOMENTUM)
+    opt_state = tx.init(params)
+    window = 2000
+
+    def loss_fn(p, xb, yb, scale):
+        p_low = jax.tree_util.tree_map(lambda a: a.astype(dt), p)
+        h = xb.astype(dt)
+        for i, (w, b) in enumerate(p_low):
+            h = h @ w.T + b
+            if i < len(p_low) - 1:
+                h = jax.nn.relu(h)
+        logits = h.astype(jnp.float32)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean() * scale
+
+    def _step(p, s, ls, xb, yb):
+        scale, good = ls
+        loss, g = jax.value_and_grad(loss_fn)(p, xb, yb, scale)
+        g = jax.tree_util.tree_map(lambda a: a / scale, g)
+        updates, s_new = tx.update(g, s, p)
+        p_new = optax.apply_updates(p, updates)
+        if not loss_scale:
+            return p_new, s_new, ls, loss
+        finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(g)]))
+        p = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), p_new, p)
+        s = jax.tree_util.tree_map(lambda n, o: jnp.where(finite, n, o), s_new, s)
+        good = jnp.where(finite, good + 1, 0)
+        grow = good >= window
+        scale = jnp.where(finite, jnp.where(grow, scale * 2, scale), jnp.maximum(scale / 2, 1.0))
+        return p, s, (scale, jnp.where(grow, 0, good)), loss / ls[0]
+
+    step = jax.jit(_step, donate_argnums=(0, 1, 2))
+    init_scale = jnp.float32(2.0 ** 24 if loss_scale else 1.0)
+    box = [params, opt_state, (init_scale, jnp.int32(0))]
+    xj, yj = jnp.asarray(x), jnp.asarray(y)
+    t0 = time.perf_counter()
+    box[0], box[1], box[2], loss = step(*box, xj, yj)
+    loss.block_until_ready()
+    first = time.perf_counter() - t0
+
+    def run(n: int) -> float:
+        t = time.perf_counter()
+        for _ in range(n):
+            box[0], box[1], box[2], loss = step(*box, xj, yj)
+        loss.block_until_ready()
+        return time.perf_counter() - t
+
+    return first, run
+
+
+def amp_sporax_stepper(level: str, dtype: str, sizes, x, y):
+    """(first-step seconds, run(n)) for sporax GRAPH_MODE with Model(amp_level=level)'s train network."""
+    from sporax import amp
+    from sporax.train import Model
+
+    ms.set_context(mode=ms.GRAPH_MODE)
+    net = MLP(sizes)
+    loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+    opt = nn.Momentum(net.trainable_params(), LR, MOMENTUM)
+    if dtype == "float16":
+        step = Model(net, loss, opt, amp_level=level).train_network  # O2: TrainOneStepWithLossScaleCell
+    else:
+        low = amp.auto_mixed_precision(net, level, ms.bfloat16)
+        step = nn.TrainOneStepCell(nn.WithLossCell(low, loss), opt).set_train()
+    step.init_parameters_data()
+    xt, yt = Tensor(x), Tensor(y)
+
+    def first_out(out):
+        return (out[0] if isinstance(out, tuple) else out)._jax()
+
+    t0 = time.perf_counter()
+    first_out(step(xt, yt)).block_until_ready()
+    first = time.perf_counter() - t0
+
+    def run(n: int) -> float:
+        ms.set_context(mode=ms.GRAPH_MODE)
+        t = time.perf_counter()
+        for _ in range(n):
+            out = step(xt, yt)
+        first_out(out).block_until_ready()
+        return time.perf_counter() - t
+
+    return first, run
+
+
+def run_amp_cases(sizes: list, batch: int, steps: int, rounds: int) -> dict:
+    """Each amp level against its plain-JAX twin, timed in interleaved rounds (median steps/s)."""
+    x, y = make_data(sizes[0], sizes[-1], batch)
+    steppers = {}
+    for level, dtype, scaled in AMP_CASES:
+        steppers[(level, dtype, "pure JAX")] = amp_jax_stepper(sizes, x, y, dtype, scaled)
+        steppers[(level, dtype, "sporax")] = amp_sporax_stepper(level, dtype, sizes, x, y)
+    for _, run in steppers.values():
+        run(max(3, steps // 10))
+    rates: dict = {k: [] for k in steppers}
+    for _ in range(rounds):
+        for k, (_, run) in steppers.items():
+            rates[k].append(steps / run(steps))
+    res = {k: (steppers[k][0], float(np.median(v))) for k, v in rates.items()}
+    print(f"\n(c) mixed precision, sizes={sizes} batch={batch}, float32 master weights, median of {rounds} rounds")
+    print(f"  {'':28s} {'first step':>12s} {'steps/s':>10s} {'us/step':>10s} {'vs pure JAX':>12s}")
+    for level, dtype, scaled in AMP_CASES:
+        ref = res[(level, dtype, "pure JAX")][1]
+        for who in ("pure JAX", "sporax"):
+            first, sps = res[(level, dtype, who)]
+            label = f"{who} {level} {dtype}" + (" +scale" if scaled else "")
+            print(f"  {label:28s} {first * 1e3:10.1f}ms {sps:10.1f} {1e6 / sps:10.1f} {sps / ref:11.2f}x")
+    return res
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="few steps (a smoke test)")
+    parser.add_argument("--amp-only", action="store_true", help="only the mixed-precision case (c)")
     a = parser.parse_args(argv)
     steps = 20 if a.quick else a.steps
     rounds = 1 if a.quick else a.rounds
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, {len(jax.devices())} device(s)")
+    if a.amp_only:
+        rc = run_amp_cases([784, 1024, 1024, 10], 128, max(10, steps // 4), rounds)
+        _print_amp_goal(rc)
+        return
     ra = run_case("a", [784, 1024, 1024, 10], 128, steps, max(10, steps // 2), rounds)
     rb = run_case("b", [10, 10], 8, steps * 10, steps * 2, rounds)
     ga = ra["sporax GRAPH_MODE"][1] / ra["pure JAX"][1]
@@ -183,6 +315,14 @@ def main(argv=None) -> None:
           f"(b) graph 270 us, pynative 5200 us per step. sporax: (a) graph {ra['sporax GRAPH_MODE'][1]:.1f}, "
           f"pynative {ra['sporax PYNATIVE_MODE'][1]:.1f} steps/s; (b) graph {1e6 / rb['sporax GRAPH_MODE'][1]:.0f} us, "
           f"pynative {1e6 / rb['sporax PYNATIVE_MODE'][1]:.0f} us per step.")
+    rc = run_amp_cases([784, 1024, 1024, 10], 128, max(10, steps // 4), rounds)
+    _print_amp_goal(rc)
+
+
+def _print_amp_goal(rc: dict) -> None:
+    ratios = ", ".join(f"{lv} {dt}: {rc[(lv, dt, 'sporax')][1] / rc[(lv, dt, 'pure JAX')][1]:.2f}x"
+                       for lv, dt, _ in AMP_CASES)
+    print(f"Goal (c): sporax amp >= 0.9x plain JAX mixed precision steps/s: {ratios}")
 
 
 if __name__ == "__main__":

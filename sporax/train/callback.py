@@ -172,8 +172,8 @@ def _handle_loss(loss):
     """The loss as LossMonitor prints it: a float for a Tensor, the first Tensor of a tuple."""
     if isinstance(loss, (tuple, list)):
         if loss and isinstance(loss[0], Tensor):
-            loss = loss[0]
-    elif isinstance(loss, Tensor):
+            loss = loss[0]  # (loss, overflow, scale) of a loss-scale train cell: the loss
+    if isinstance(loss, Tensor):
         loss = float(np.mean(loss.asnumpy()))
     return loss
 

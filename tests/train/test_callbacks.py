@@ -7,6 +7,7 @@ The expected file names come from ``golden/ckpt_names.json``, written by real Mi
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -143,6 +144,22 @@ def test_seconds_policy_callable_prefix_saved_network_and_safetensors(tmp_path):
     cb = ModelCheckpoint("t", str(d3), CheckpointConfig(save_checkpoint_steps=2, format="safetensors"))
     _model().train(1, Batches(2), callbacks=[cb])
     assert sorted(os.listdir(d3)) == ["t-1_2.safetensors"]
+
+
+def test_async_save_and_a_loss_scale_train_network(tmp_path, capsys):
+    from sporax.train import LossMonitor
+
+    net = nn.Dense(4, 3)
+    loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+    model = Model(net, loss, nn.Momentum(net.trainable_params(), 0.1, 0.9), amp_level="O2")
+    cfg = CheckpointConfig(save_checkpoint_steps=2, keep_checkpoint_max=2, async_save=True)
+    cb = ModelCheckpoint("ls", str(tmp_path), cfg)
+    model.train(1, Batches(4), callbacks=[cb, LossMonitor(2)])
+    assert _ckpts(tmp_path) == ["ls-1_2.ckpt", "ls-1_4.ckpt"]
+    keys = set(ms.load_checkpoint(cb.latest_ckpt_file_name))
+    assert {"scale_sense", "current_iterator_step", "last_overflow_iterator_step", "weight"} <= keys
+    # LossMonitor prints the loss of the (loss, overflow, scale) outputs as a number
+    assert re.findall(r"epoch: 1 step: (\d), loss is \d+\.\d+", capsys.readouterr().out) == ["2", "4"]
 
 
 def test_keep_checkpoint_per_n_minutes_keeps_one_recent_file(tmp_path):

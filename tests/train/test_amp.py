@@ -252,3 +252,37 @@ def test_loss_scalers_in_a_functional_loop(mode):
     assert static.adjust(True) is False
     with pytest.raises(ValueError, match="'scale_value' must be > 1"):
         amp.StaticLossScaler(0.5)
+
+
+LS = json.load(open(os.path.join(HERE, "golden", "loss_scale.json")))
+
+
+@pytest.mark.parametrize("mode", [ms.PYNATIVE_MODE, ms.GRAPH_MODE])
+def test_loss_scale_update_rules_match_mindspore(mode):
+    ms.set_context(mode=mode)
+    cell = nn.DynamicLossScaleUpdateCell(loss_scale_value=2 ** 10, scale_factor=2, scale_window=3)
+    scale = ms.Parameter(Tensor(np.float32(2 ** 10)), name="scale_sense")
+    got = []
+    for ov in LS["overflows"]:
+        cell(scale, Tensor(np.array(ov)))
+        got.append([float(scale.asnumpy()), int(cell.cur_iter.asnumpy()), int(cell.last_overflow_iter.asnumpy())])
+    assert got == LS["update_cell"]
+    scaler = amp.DynamicLossScaler(scale_value=2 ** 10, scale_factor=2, scale_window=3)
+    got = []
+    for ov in LS["overflows"]:
+        scaler.adjust(Tensor(np.array(not ov)))
+        got.append([float(scaler.scale_value.asnumpy()), int(scaler.counter.asnumpy())])
+    assert got == LS["scaler"]
+    manager = amp.DynamicLossScaleManager(init_loss_scale=2 ** 10, scale_factor=2, scale_window=3)
+    got = []
+    for ov in LS["overflows"]:
+        manager.update_loss_scale(ov)
+        got.append(float(manager.get_loss_scale()))
+    assert got == LS["manager"]
+    fin = LS["all_finite"]
+    assert bool(amp.all_finite([Tensor(np.ones(3, np.float32)), Tensor(np.zeros(2, np.float16))]).asnumpy()) == fin["finite"]
+    assert bool(amp.all_finite([Tensor(np.ones(3, np.float32)), Tensor(np.array([np.inf], np.float32))]).asnumpy()) == fin["inf"]
+    assert bool(amp.all_finite((Tensor(np.array([np.nan], np.float16)),)).asnumpy()) == fin["nan"]
+    static = amp.StaticLossScaler(8)
+    assert [float(v.asnumpy()) for v in static.scale((Tensor(np.float32(1.5)), Tensor(np.float32(-2.0))))] == LS["static_scale"]
+    assert [float(v.asnumpy()) for v in static.unscale((Tensor(np.float32(12.0)),))] == LS["static_unscale"]

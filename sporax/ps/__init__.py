@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import time
 
+from sporax.ps.callback import CacheMonitor
 from sporax.ps.worker import cache_stats, current_step, pull_parameters, runtime, shutdown
 
-__all__ = ["serve", "shutdown", "current_step", "pull_parameters", "cache_stats", "runtime", "server_handles"]
+__all__ = ["serve", "shutdown", "current_step", "pull_parameters", "cache_stats", "CacheMonitor", "runtime",
+           "server_handles"]
 
 
 def server_handles() -> list:

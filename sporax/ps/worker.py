@@ -139,10 +139,9 @@ def shutdown(kill_servers: bool = True) -> None:
 
 @atexit.register
 def _at_exit() -> None:  # pragma: no cover - process exit
-    rt = _RUNTIME.get("rt")
-    if rt is not None and cluster.started_here():
+    if _RUNTIME.get("rt") is not None:  # tell the servers this worker finished; embedded: stop them
         with contextlib.suppress(Exception):
-            shutdown(True)
+            shutdown(cluster.started_here())
 
 
 # ---------------------------------------------------------------------------------- one training cell

@@ -1,4 +1,4 @@
-"""A PS worker process for the tests: ``python _worker_script.py OUT.npz STEPS [CACHE]``.
+"""A PS worker (or server) process for the tests: ``python _worker_script.py OUT.npz STEPS [CACHE]``.
 
 Its role comes from the environment (MS_ROLE=MS_WORKER, MS_WORKER_ID, MS_WORKER_NUM,
 MS_SERVER_NUM, MS_SCHED_HOST/PORT, SPORAX_PS_JOB). It trains its shard of each batch from the
@@ -15,6 +15,12 @@ from _model import batch, build  # noqa: E402
 
 import sporax as sp  # noqa: E402
 import sporax.ps  # noqa: E402
+
+if os.environ.get("MS_ROLE") == "MS_PSERVER":  # a server process: serve until the workers finish
+    sp.set_ps_context(enable_ps=True)
+    sporax.ps.serve(poll=0.5)
+    print("served", flush=True)
+    sys.exit(0)
 
 out, steps = sys.argv[1], int(sys.argv[2])
 cache = int(sys.argv[3]) if len(sys.argv) > 3 else 0

@@ -64,6 +64,16 @@ def test_embedded_ps_matches_local_training_with_and_without_cache(ps_job, monke
     stats = sporax.ps.cache_stats(cell)["emb.embedding_table"]
     assert stats["total"]["evictions"] > 0 and stats["total"]["writebacks"] > 0 and stats["total"]["fallback"] > 0
     assert 0.0 < stats["total"]["hit_rate"] < 1.0 and stats["capacity"] == 12
+    # callbacks see the same figures, per step
+    from sporax.train.callback import InternalCallbackParam, RunContext
+
+    monitor = sporax.ps.CacheMonitor(per_print_times=1)
+    ids, labels = batch(6)
+    cell(sp.Tensor(ids), sp.Tensor(labels))
+    monitor.step_end(RunContext(InternalCallbackParam(train_network=cell, cur_step_num=7)))
+    step = monitor.history[-1]["emb.embedding_table"]
+    assert step == net.emb.cache_stats()["step"] and step["lookups"] == ids.size
+    assert step["lookup_hits"] <= step["lookups"] and 0.0 <= step["hit_rate"] <= 1.0
 
 
 def test_cache_equals_no_cache_with_adam_in_graph_mode(ps_job, monkeypatch):
@@ -78,18 +88,18 @@ def test_cache_equals_no_cache_with_adam_in_graph_mode(ps_job, monkeypatch):
         assert np.abs(ref[k] - no_cache[k]).max() < 2e-2
 
 
-def _worker_env(ps_job, wid, nworkers):
+def _worker_env(ps_job, wid, nworkers, role="MS_WORKER"):
     host, port = ps_job["address"].rsplit(":", 1)
-    env = dict(os.environ, MS_ROLE="MS_WORKER", MS_WORKER_ID=str(wid), MS_WORKER_NUM=str(nworkers),
+    env = dict(os.environ, MS_ROLE=role, MS_SERVER_ID="0", MS_WORKER_ID=str(wid), MS_WORKER_NUM=str(nworkers),
                MS_SERVER_NUM="2", MS_SCHED_HOST=host, MS_SCHED_PORT=port, SPORAX_PS_JOB=ps_job["job"],
                PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(HERE)), os.environ.get("PYTHONPATH", "")]),
                JAX_PLATFORMS="cpu", RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
     return env
 
 
-def _spawn(ps_job, wid, nworkers, out, steps):
+def _spawn(ps_job, wid, nworkers, out, steps, role="MS_WORKER"):
     return subprocess.Popen([sys.executable, os.path.join(HERE, "_worker_script.py"), str(out), str(steps)],
-                            env=_worker_env(ps_job, wid, nworkers), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=_worker_env(ps_job, wid, nworkers, role), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
 
 
@@ -109,9 +119,11 @@ def _reap(procs, timeout=120):
 
 
 def test_two_workers_two_servers_match_single_process_and_survive_a_worker_kill(ps_job, tmp_path):
-    """2 worker processes (MS_ROLE=MS_WORKER joining the cluster) + 2 servers; worker 1 is killed
-    mid-training and replaced by a new process, which resumes from the servers' state."""
+    """2 worker processes (MS_ROLE=MS_WORKER joining the cluster at MS_SCHED_HOST:MS_SCHED_PORT) and an
+    MS_PSERVER process, 2 servers; worker 1 is killed mid-training and replaced by a new process,
+    which resumes from the servers' state. The server process serves until the workers finish."""
     steps = 8
+    server = _spawn(ps_job, 0, 2, "-", 0, role="MS_PSERVER")
     procs = [_spawn(ps_job, w, 2, tmp_path / f"w{w}.npz", steps) for w in range(2)]
     replacement = None
     try:
@@ -121,14 +133,15 @@ def test_two_workers_two_servers_match_single_process_and_survive_a_worker_kill(
         os.killpg(procs[1].pid, signal.SIGKILL)  # killed mid-training: worker 0 waits for it
         procs[1].wait()
         replacement = _spawn(ps_job, 1, 2, tmp_path / "w1.npz", steps)
-        out0, out1 = _reap([procs[0], replacement])
+        out0, out1, out_server = _reap([procs[0], replacement, server])
     finally:
-        for p in [*procs, replacement]:
+        for p in [*procs, replacement, server]:
             if p is not None and p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
     start = int(out1.split("start ")[1].split()[0])
     assert 3 <= start < steps and "start 0" in out0  # it redoes the step whose commit was lost, at most
+    assert "served" in out_server
     ref = _local(steps)
     for w in range(2):
         _close(dict(np.load(tmp_path / f"w{w}.npz")), ref, atol=1e-5)

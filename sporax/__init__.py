@@ -5,6 +5,11 @@
 unmodified MindSpore script with ``python -m sporax run train.py``.
 """
 
+import numpy as _np
+
+# Importing jax draws from numpy's global RNG; MindSpore's import does not, so a script that
+# seeds numpy before ``import mindspore`` must see the same numbers after it.
+_np_state = _np.random.get_state()
 from sporax import _jax_setup  # noqa: F401  (must run before jax is used)
 from sporax import amp, common, communication, context, nn, ops, parallel, train
 from sporax.common import dtype
@@ -52,6 +57,9 @@ from sporax.train import (
     load_param_into_net,
     save_checkpoint,
 )
+
+_np.random.set_state(_np_state)  # the imports above leave numpy's global RNG as they found it
+del _np_state
 
 __version__ = "0.1.0"
 

@@ -12,9 +12,11 @@ only uniform/raw bits are guaranteed identical on another backend (normal values
 an ulp where that backend's ``erf_inv`` does).
 
 Seeds. ``next_seed()`` hands each lazy tensor its seed at creation: the global seed (``set_seed``)
-in the high 32 bits plus a creation counter that ``set_seed`` resets. Without ``set_seed`` the
-high part comes from ``os.urandom`` at import, so runs differ. Keys are derived from seeds
-lazily, with one Threefry pass under a fixed key, which decorrelates neighbouring seeds.
+in the high 32 bits plus a creation counter that ``set_seed`` resets. As in MindSpore, ``set_seed(s)``
+also seeds numpy's global RNG, and without ``set_seed`` each seed is drawn from numpy's global RNG
+(53 bits, one ``random_sample``), so ``np.random.seed(0)`` alone makes a script's initialization
+reproducible and an unseeded run differs from the next. Keys are derived from seeds lazily, with
+one Threefry pass under a fixed key, which decorrelates neighbouring seeds.
 
 Values. Bits become float32 (spec §4.2: draw in float32, then cast to the target dtype):
 uniform from the top 24 bits, normal by the inverse CDF ``sqrt(2) * erfinv(v)`` with ``v`` in the
@@ -73,6 +75,7 @@ def set_seed(seed: int) -> None:
     _seed = seed
     _base = seed << 32
     _counter = itertools.count()
+    np.random.seed(seed)  # MindSpore's set_seed seeds numpy's global RNG too
 
 
 def get_seed() -> int | None:
@@ -84,8 +87,17 @@ def next_seed() -> int:
     """A fresh 64-bit seed for one lazy tensor: global seed (high word) + creation counter.
 
     Plain integer arithmetic (about 0.1 microsecond), because every lazy Parameter calls it.
+    Without ``set_seed``, one draw from numpy's global RNG (about 0.3 microsecond), as MindSpore's
+    default initialization follows numpy's global seed.
     """
+    if _seed is None:
+        return int(_np_random_sample() * _TWO53) ^ _UNSEEDED_TAG
     return (_base + next(_counter)) & _MASK64
+
+
+_np_random_sample = np.random.random_sample
+_TWO53 = float(2**53)
+_UNSEEDED_TAG = 0x5EE << 53  # top 11 bits: keeps numpy-drawn seeds apart from most ``set_seed`` ones
 
 
 # ---------------------------------------------------------------------------------- threefry

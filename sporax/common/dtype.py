@@ -38,10 +38,11 @@ __all__ = [
     "complex_type",
     "number_type",
     "all_types",
-    "from_numpy",
     "to_numpy",
     "is_dtype",
     "dtype_to_nptype",
+    "dtype_to_pytype",
+    "string_",
     "pytype_to_dtype",
     "get_py_obj_dtype",
 ]
@@ -109,6 +110,8 @@ float32 = Type("Float32", "float32", np.float32)
 float64 = Type("Float64", "float64", np.float64)
 complex64 = Type("Complex64", "complex64", np.complex64)
 complex128 = Type("Complex128", "complex128", np.complex128)
+# MindSpore's string dtype: a Tensor of a numpy str/bytes array holds it (host data only, no ops).
+string_ = Type("String", "string_", np.str_)
 
 # MindSpore's aliases.
 float_ = float32
@@ -125,7 +128,7 @@ number_type = (*int_type, *uint_type, *float_type, *complex_type)
 all_types = (bool_, *number_type)
 
 _FROM_NP = {t.np_dtype: t for t in all_types}
-_BY_NAME = {t.name: t for t in all_types}
+_BY_NAME = {t.name: t for t in (*all_types, string_)}
 
 
 def from_numpy(np_dtype) -> Type:
@@ -133,6 +136,8 @@ def from_numpy(np_dtype) -> Type:
     try:
         return _FROM_NP[np.dtype(np_dtype)]
     except (KeyError, TypeError):
+        if isinstance(np_dtype, np.dtype) and np_dtype.kind in "US":
+            return string_
         raise TypeError(f"The numpy dtype {np_dtype!r} has no sporax equivalent.") from None
 
 
@@ -167,6 +172,15 @@ def pytype_to_dtype(obj) -> Type:
     if obj is float:
         return float32
     return from_numpy(obj)
+
+
+_PYTYPES = {bool_: bool, **dict.fromkeys((*int_type, *uint_type), int), **dict.fromkeys(float_type, float),
+            **dict.fromkeys(complex_type, complex), string_: str}
+
+
+def dtype_to_pytype(type_) -> type:
+    """The Python type of a dtype's elements (``float32`` -> ``float``); KeyError otherwise, as in MindSpore."""
+    return _PYTYPES[type_]
 
 
 def get_py_obj_dtype(obj) -> Type:

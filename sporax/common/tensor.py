@@ -175,7 +175,7 @@ class Tensor:
         elif isinstance(data, np.ndarray):
             if data.dtype == np.object_:
                 raise TypeError("For 'Tensor', a numpy array of object dtype is not supported.")
-            mstype.from_numpy(data.dtype)
+            mstype.from_numpy(data.dtype)  # str/bytes arrays give a String tensor (host data, as MindSpore)
             value = _readonly(np.array(data))
         elif isinstance(data, (jax.Array, jax.core.Tracer)):
             value = data
@@ -187,12 +187,14 @@ class Tensor:
             value = _readonly(np.array(data, np.int64))
         elif isinstance(data, float):
             value = _readonly(np.array(data, np.float32))
+        elif isinstance(data, complex):  # MindSpore 2.10: Complex128
+            value = _readonly(np.array(data, np.complex128))
         elif isinstance(data, (list, tuple)):
             value = _readonly(_infer_sequence(data))
         else:
             raise TypeError(
                 "For 'Tensor', the 'input_data' should be a Tensor, numpy array, numpy scalar, "
-                f"list, tuple, int, float or bool, but got {type(data).__name__}."
+                f"list, tuple, int, float, complex or bool, but got {type(data).__name__}."
             )
         if dtype is not None:
             value = _cast(value, dtype)
@@ -209,6 +211,17 @@ class Tensor:
         t.init = None
         t._seed = None
         return t
+
+    @staticmethod
+    def from_numpy(array: np.ndarray) -> Tensor:
+        """A Tensor of a numpy array's values and dtype (``mindspore.from_numpy``).
+
+        MindSpore shares the array's memory; sporax copies it (a Tensor's data is never mutated in
+        place), so a later write into ``array`` is not seen by the Tensor.
+        """
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"For 'Tensor.from_numpy', the 'array' should be a numpy.ndarray, but got {type(array).__name__}.")
+        return Tensor(array)
 
     # ------------------------------------------------------------------ value access
     def _materialized(self):
@@ -264,6 +277,15 @@ class Tensor:
     @property
     def nbytes(self) -> int:
         return self.size * self._dtype.itemsize
+
+    @property
+    def strides(self) -> tuple:
+        """Bytes to step in each dimension of the row-major data (numpy's ``strides``)."""
+        out, step = [], self._dtype.itemsize
+        for d in reversed(self._shape):
+            out.append(step)
+            step *= d
+        return tuple(reversed(out))
 
     @property
     def has_init(self) -> bool:
@@ -355,6 +377,13 @@ class Tensor:
     def __iter__(self):
         for i in range(len(self)):
             yield self[i]
+
+    def __contains__(self, value) -> bool:
+        """MindSpore 2.x: elementwise, ``value`` (a number or Tensor) equals some element or row.
+        Anything else, a numpy array included, is never contained (``np.array(1) in t`` is False)."""
+        if isinstance(value, np.ndarray) or not isinstance(value, (Tensor, numbers.Number)):
+            return False
+        return bool(jnp.any(self == value))
 
     def __hash__(self) -> int:
         return id(self)

@@ -282,18 +282,27 @@ def _check_prefix(prefix, arg: str):
     if prefix is None:
         return None
     prefix = (prefix,) if isinstance(prefix, str) else prefix
-    if not isinstance(prefix, (list, tuple)) or not prefix or not all(isinstance(p, str) and p for p in prefix):
+    if not isinstance(prefix, (list, tuple)) or not prefix or not all(isinstance(p, str) for p in prefix):
         raise TypeError(
             f"For 'load_checkpoint', the '{arg}' should be a non-empty str or a non-empty list/tuple "
             f"of non-empty str, but got {prefix!r}."
         )
+    if "" in prefix:  # MindSpore 2.10: ValueError, "can't include ''"
+        raise ValueError(f"For 'load_checkpoint', the '{arg}' can't include '' (an empty prefix), but got {prefix!r}.")
     return tuple(prefix)
 
 
 def _selected(name: str, specify, filt, choice_func) -> bool:
     if specify is not None or filt is not None:  # the deprecated prefixes override choice_func
         return (specify is None or name.startswith(specify)) and not (filt is not None and name.startswith(filt))
-    return choice_func is None or bool(choice_func(name))
+    if choice_func is None:
+        return True
+    try:
+        return bool(choice_func(name))
+    except Exception as exc:  # MindSpore 2.10 reports any failure of choice_func as ValueError
+        raise ValueError(
+            f"For 'load_checkpoint', 'choice_func' failed on the parameter name {name!r}: {exc!r}."
+        ) from exc
 
 
 def _wrap_param(array: np.ndarray, name: str, path: str) -> Parameter:
@@ -458,10 +467,10 @@ def load_param_into_net(net, parameter_dict, strict_load=False, remove_redundanc
             f"{type(parameter_dict).__name__}."
         )
     for key, value in parameter_dict.items():
-        if not isinstance(key, str) or not isinstance(value, (Parameter, Tensor, str)):
+        if not isinstance(key, str) or not isinstance(value, (Parameter, str)):  # MindSpore 2.10: no plain Tensor
             raise TypeError(
-                "For 'load_param_into_net', 'parameter_dict' should map str to Parameter, but got "
-                f"{key!r}: {type(value).__name__}."
+                "For 'load_param_into_net', 'parameter_dict' should map str to Parameter (wrap a Tensor "
+                f"value as Parameter(value, name=key)), but got {key!r}: {type(value).__name__}."
             )
     if not isinstance(strict_load, bool):
         raise TypeError(f"For 'load_param_into_net', the 'strict_load' should be a bool, but got {strict_load!r}.")

@@ -58,6 +58,17 @@ from sporax.train import (
     save_checkpoint,
 )
 
+from_numpy = Tensor.from_numpy  # mindspore.from_numpy builds a Tensor (the dtype helper is dtype.from_numpy)
+
+
+def is_tensor(obj) -> bool:
+    """Whether ``obj`` is a Tensor (a Parameter is one); ``mindspore.is_tensor``."""
+    return isinstance(obj, Tensor)
+
+
+# MindSpore's jit syntax levels (``set_context(jit_syntax_level=...)``), top-level constants in 2.10.
+STRICT, COMPATIBLE, LAX = 0, 1, 2
+
 _np.random.set_state(_np_state)  # the imports above leave numpy's global RNG as they found it
 del _np_state
 
@@ -73,5 +84,6 @@ __all__ = [
     "RunContext", "TimeMonitor", "CheckpointConfig", "ModelCheckpoint", "EarlyStopping", "History", "LambdaCallback",
     "ReduceLROnPlateau", "SummaryCollector", "DynamicLossScaleManager", "FixedLossScaleManager",
     "LossScaleManager", "build_train_network", "export", "load", "save_checkpoint", "load_checkpoint", "load_param_into_net", "train", "parallel",
+    "from_numpy", "is_tensor", "STRICT", "COMPATIBLE", "LAX",
     *dtype.__all__,
 ]

@@ -55,20 +55,55 @@ class _AliasLoader(importlib.abc.Loader):
         pass
 
 
+def _not_provided(ms_name: str) -> ModuleNotFoundError:
+    """The error for a MindSpore module sporax does not have, naming what the user imported.
+
+    Its ``name`` is the MindSpore name, never the sporax one that Python's ``from package import
+    x`` probes, so that probe does not swallow it into "cannot import name 'x' from 'sporax'
+    (.../sporax/__init__.py)"; nothing is bound to ``sys.modules`` or to the parent package.
+    """
+    return ModuleNotFoundError(
+        f"{ms_name} is not provided by sporax; sporax implements MindSpore's Parameter system and the "
+        "APIs listed in its README (see the API coverage table there).",
+        name=ms_name,
+    )
+
+
 class _AliasFinder(importlib.abc.MetaPathFinder):
-    """Finds ``mindspore`` and its submodules as the matching sporax modules."""
+    """Finds ``mindspore`` and its submodules as the matching sporax modules.
+
+    A MindSpore module sporax does not provide raises :func:`_not_provided`. So does a missing
+    ``sporax.x`` looked up while the alias is installed: that is how ``from mindspore import x``
+    reaches the import system when ``x`` is not an attribute of the package.
+    """
 
     def find_spec(self, fullname, path=None, target=None):
+        if fullname.startswith("sporax.") and not fullname.startswith(("sporax._", "sporax.compat")):
+            if _find(fullname) is None and _find(fullname.rsplit(".", 1)[0]) is not None:
+                raise _not_provided(ALIAS + fullname[len("sporax"):])
+            return None
         if fullname != ALIAS and not fullname.startswith(ALIAS + "."):
             return None
         target_name = _target(fullname)
-        try:
-            found = importlib.util.find_spec(target_name)
-        except ModuleNotFoundError:
-            found = None
-        if found is None:
-            return None
+        if _find(target_name) is None:
+            raise _not_provided(fullname)
         return importlib.util.spec_from_loader(fullname, _AliasLoader(target_name), is_package=True)
+
+
+_searching: set = set()
+
+
+def _find(name: str):
+    """``importlib.util.find_spec(name)`` without this finder answering for it (None if missing)."""
+    if name in _searching:
+        return None
+    _searching.add(name)
+    try:
+        return importlib.util.find_spec(name)
+    except ModuleNotFoundError:
+        return None
+    finally:
+        _searching.discard(name)
 
 
 _finder = _AliasFinder()

@@ -383,7 +383,7 @@ class Tensor:
         Anything else, a numpy array included, is never contained (``np.array(1) in t`` is False)."""
         if isinstance(value, np.ndarray) or not isinstance(value, (Tensor, numbers.Number)):
             return False
-        return bool(jnp.any(self == value))
+        return bool(jnp.any((self == value)._jax()))
 
     def __hash__(self) -> int:
         return id(self)
@@ -521,14 +521,23 @@ def _format_value(arr: np.ndarray, dtype: Type) -> str:
         v = arr.item()
         if isinstance(v, float):
             return " " + format(v, "g")
+        if isinstance(v, complex):
+            return " " + _complex_str(v)
         return f" {v}"
     fmt = None
+    if dtype in mstype.complex_type:
+        fmt = {"complex_kind": _complex_str}
     if dtype in (mstype.float32, mstype.float64, mstype.bfloat16):
         fmt = {"float_kind": lambda x: format(float(x), " .8e")}
     elif dtype is mstype.float16:
         fmt = {"float_kind": lambda x: format(float(x), " .4e")}
     text = np.array2string(arr.astype(np.float32) if dtype is mstype.bfloat16 else arr, separator=", ", formatter=fmt)
     return (" " if arr.ndim == 1 else "\n") + text
+
+
+def _complex_str(v) -> str:
+    """MindSpore's complex format: ``1+2j``, ``3-0.5j``."""
+    return f"{v.real:g}{v.imag:+g}j"
 
 
 def _axis(axis):

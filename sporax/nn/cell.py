@@ -338,8 +338,8 @@ class Cell:
 
     # ------------------------------------------------------------------ running
     def construct(self, *args, **kwargs):
-        """The computation; subclasses define it."""
-        raise RuntimeError(f"The Cell '{type(self).__name__}' does not define construct(); subclasses must.")
+        """The computation; subclasses define it (MindSpore 2.x: AttributeError when they do not)."""
+        raise AttributeError(f"For '{type(self).__name__}', the method 'construct' is not defined.")
 
     def __call__(self, *args, **kwargs):
         """Run ``construct``; in GRAPH_MODE, outside any jit/grad trace, run it compiled.
@@ -354,14 +354,25 @@ class Cell:
             self.__dict__["_jit_cache"]["call"] = call
         return call(self, args, kwargs)
 
+    def apply(self, fn) -> Cell:
+        """Call ``fn(cell)`` on every child cell (recursively, children first) and then on this one."""
+        for cell in self.name_cells().values():
+            cell.apply(fn)
+        fn(self)
+        return self
+
     # ------------------------------------------------------------------ printing
     def extend_repr(self) -> str:
         return ""
 
     def __repr__(self) -> str:
+        """MindSpore 2.x's layout: ``Dense(input_channels=2, ...)``, children one per line."""
         extra = self.extend_repr()
-        children = [f"  ({k}): " + repr(c).replace("\n", "\n  ") for k, c in self.name_cells().items()]
-        if not children:
-            return f"{self.cls_name}<{extra}>"
-        head = f"{self.cls_name}<{extra}" if extra else f"{self.cls_name}<"
-        return head + "\n" + "\n".join(children) + "\n  >"
+        lines = extra.split("\n") if extra else []
+        lines += [f"({k}): " + repr(c) for k, c in self.name_cells().items()]
+        if not lines:
+            return f"{self.cls_name}()"
+        if len(lines) == 1 and not self.name_cells():
+            return f"{self.cls_name}({lines[0]})"
+        body = "\n".join("  " + line.replace("\n", "\n  ") for line in lines)
+        return f"{self.cls_name}(\n{body}\n)"

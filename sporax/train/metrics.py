@@ -109,12 +109,12 @@ class Accuracy(Metric):
         self._correct_num += int(result.sum())
         self._total_num += result.shape[0]
 
-    def eval(self) -> float:
+    def eval(self) -> np.float64:
         if self._total_num == 0:
             raise RuntimeError("The 'Accuracy' can not be calculated, because the number of samples is 0, please "
                                "check whether your inputs(predicted value, true value) are empty, or has called "
                                "update method before calling eval method.")
-        return self._correct_num / self._total_num
+        return np.float64(self._correct_num / self._total_num)  # a numpy scalar, as MindSpore 2.10 returns
 
 
 class Loss(Metric):
@@ -139,11 +139,11 @@ class Loss(Metric):
         self._sum_loss += float(loss.mean(-1))
         self._total_num += 1
 
-    def eval(self) -> float:
+    def eval(self) -> np.float32:
         if self._total_num == 0:
             raise RuntimeError("The 'Loss' can not be calculated, because the number of samples is 0, please "
                                "check whether has called update method before calling eval method.")
-        return self._sum_loss / self._total_num
+        return np.float32(self._sum_loss / self._total_num)  # MindSpore 2.10: a numpy float32
 
 
 _METRICS = {"accuracy": Accuracy, "acc": Accuracy, "loss": Loss}

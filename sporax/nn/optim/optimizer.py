@@ -420,6 +420,10 @@ class Optimizer(Cell):
     def _increase_step(self) -> None:
         write(self.global_step, self.global_step._jax() + jnp.int32(1))
 
+    def construct(self, *hyper_params):
+        """The update; subclasses define it (MindSpore raises NotImplementedError here too)."""
+        raise NotImplementedError(f"For '{type(self).__name__}', the optimizer does not implement 'construct'.")
+
 
 def write(param: Parameter, value) -> None:
     """Store ``value`` (an array or tracer) into ``param`` through ``set_data``.

@@ -78,6 +78,8 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
     """
 
     def find_spec(self, fullname, path=None, target=None):
+        if fullname in _searching:  # our own probe (see _find): let the other finders answer
+            return None
         if fullname.startswith("sporax.") and not fullname.startswith(("sporax._", "sporax.compat")):
             if _find(fullname) is None and _find(fullname.rsplit(".", 1)[0]) is not None:
                 raise _not_provided(ALIAS + fullname[len("sporax"):])
@@ -95,8 +97,6 @@ _searching: set = set()
 
 def _find(name: str):
     """``importlib.util.find_spec(name)`` without this finder answering for it (None if missing)."""
-    if name in _searching:
-        return None
     _searching.add(name)
     try:
         return importlib.util.find_spec(name)

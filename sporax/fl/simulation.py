@@ -141,8 +141,9 @@ def simulate(make_net: Callable, train_fn: Callable, client_data: list, num_roun
              fraction_fit: float = 1.0, round_timeout: float | None = None) -> FLResult:
     """Federated training of ``make_net()`` over ``len(client_data)`` clients, in this process.
 
-    ``make_net()`` returns a fresh Cell (the same initialization on the server and every
-    client); ``train_fn(net, data, server_round) -> int`` trains a client's net in place on its
+    ``make_net()`` returns a fresh Cell with the same initial values at every call (fixed
+    initializers, or ``sporax.set_seed`` inside it): the server and each client build their
+    own; ``train_fn(net, data, server_round) -> int`` trains a client's net in place on its
     item of ``client_data`` and returns its number of examples. ``strategy`` is 'fedavg',
     'fedprox', 'fedadam' or a ``sporax.fl`` strategy instance. Other settings (minimum clients,
     ``proximal_mu``, checkpoints, resume, ...) come from ``set_fl_context``.

@@ -75,12 +75,20 @@ def _check_app(ref: str) -> None:
         raise SystemExit(str(e)) from None
 
 
+def _preload(argv: list[str]) -> None:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--app")
+    known, _ = pre.parse_known_args(argv)
+    if known.app:
+        _check_app(known.app)
+
+
 def server_main(argv: list[str]) -> int:
     from sporax.fl import deploy
 
-    defaults = _settings_defaults()
+    _preload(argv)
+    defaults = _settings_defaults()  # after the script ran: its set_fl_context(...) gives the defaults
     ns = _server_parser(defaults).parse_args(argv)
-    _check_app(ns.app)
     home = os.path.abspath(ns.flwr_home) if ns.flwr_home else deploy.temp_home()
     env = deploy.flower_env(home)
     address = ns.superlink or ns.address
@@ -112,9 +120,9 @@ def server_main(argv: list[str]) -> int:
 def client_main(argv: list[str]) -> int:
     from sporax.fl import deploy
 
+    _preload(argv)
     ns = _client_parser(_settings_defaults()).parse_args(argv)
     _split(ns.superlink, "--superlink")
-    _check_app(ns.app)
     home = os.path.abspath(ns.flwr_home) if ns.flwr_home else deploy.temp_home()
     env = deploy.flower_env(home)
     with deploy.Processes() as procs:

@@ -113,8 +113,10 @@ def test_the_cli_refuses_a_bad_script(tmp_path):
     bad.write_text("def make_net():\n    return None\n")
     with pytest.raises(SystemExit, match=r"should define \['train_fn'\]"):
         cli.main(["client", "--app", str(bad), "--superlink", "127.0.0.1:1"])
+    good = tmp_path / "good_app.py"
+    good.write_text(textwrap.dedent(SCRIPT))
     with pytest.raises(SystemExit, match="should be host:port"):
-        cli.main(["client", "--app", str(bad), "--superlink", "nowhere"])
+        cli.main(["client", "--app", str(good), "--superlink", "nowhere"])
     assert cli.main([]) == 2 and cli.main(["--help"]) == 0
 
 

@@ -1,0 +1,108 @@
+"""``experimental.optim`` optimizers and schedulers after three steps against MindSpore 2.10."""
+
+import numpy as np
+import pytest
+from test_optim_golden import IN, G, golden, grads, params
+
+import sporax as ms
+from sporax.experimental import optim
+from sporax.experimental.optim import lr_scheduler
+
+X_CASES = {
+    "x.Adam": lambda p: optim.Adam(p, lr=0.01),
+    "x.Adam/amsgrad_wd": lambda p: optim.Adam(p, lr=0.01, weight_decay=0.1, amsgrad=True),
+    "x.AdamW": lambda p: optim.AdamW(p, lr=0.01, weight_decay=0.1),
+    "x.AdamW/amsgrad": lambda p: optim.AdamW(p, lr=0.01, amsgrad=True),
+    "x.SGD": lambda p: optim.SGD(p, lr=0.1),
+    "x.SGD/momentum": lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01),
+    "x.SGD/nesterov": lambda p: optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
+}
+SCHED = {
+    "sched.StepLR": lambda o: lr_scheduler.StepLR(o, step_size=2, gamma=0.5),
+    "sched.ExponentialLR": lambda o: lr_scheduler.ExponentialLR(o, gamma=0.8),
+    "sched.CosineAnnealingLR": lambda o: lr_scheduler.CosineAnnealingLR(o, T_max=4, eta_min=0.001),
+    "sched.LambdaLR": lambda o: lr_scheduler.LambdaLR(o, lr_lambda=lambda epoch: 1.0 / (epoch + 1)),
+}
+
+
+def _state(opt, ps):
+    out = {p.name: p.asnumpy() for _, p in opt.parameters_and_names() if not p.name.startswith("learning_rate_group")}
+    out.update({p.name: p.asnumpy() for p in ps})
+    return out
+
+
+def _check(cid, opt, ps):
+    want, got = golden(cid), _state(opt, ps)
+    assert sorted(got) == sorted(want), cid
+    for k, v in want.items():
+        assert got[k].dtype == v.dtype and got[k].shape == v.shape, (cid, k)
+        np.testing.assert_allclose(got[k], v, rtol=2e-5, atol=2e-6, err_msg=f"{cid}: {k}")
+
+
+@pytest.mark.parametrize("cid", list(X_CASES))
+def test_experimental_optimizers_match_mindspore(cid):
+    ps = params()
+    opt = X_CASES[cid](ps)
+    for i in range(3):
+        opt(grads(i))
+    _check(cid, opt, ps)
+
+
+@pytest.mark.parametrize("cid", list(SCHED))
+def test_schedulers_match_mindspore(cid):
+    ps = params()
+    opt = optim.SGD(ps, lr=0.1)
+    sched = SCHED[cid](opt)
+    lrs = []
+    for i in range(3):
+        opt(grads(i))
+        sched.step()
+        lrs.append(sched.get_last_lr())
+    np.testing.assert_allclose(np.array(lrs), G[f"{cid}::lrs"], rtol=1e-6)
+    _check(cid, opt, ps)
+
+
+def test_scheduler_reaches_a_compiled_step():
+    ps = params()
+    opt = optim.SGD(ps, lr=0.1)
+    sched = lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+
+    @ms.jit
+    def step(gw, gb):
+        return opt((gw, gb))
+
+    w0 = ps[0].asnumpy()
+    step(*grads(0))
+    np.testing.assert_allclose(ps[0].asnumpy(), w0 - 0.1 * IN["gw0"], rtol=1e-6)
+    sched.step()
+    w1 = ps[0].asnumpy()
+    step(*grads(1))
+    np.testing.assert_allclose(ps[0].asnumpy(), w1 - 0.05 * IN["gw1"], rtol=1e-6)
+
+
+def test_param_groups_and_errors():
+    ps = params()
+    opt = optim.Adam([{"params": [ps[0]], "lr": 0.5}, {"params": [ps[1]]}], lr=0.01)
+    assert [g["lr"] for g in opt.param_groups] == [0.5, 0.01]
+    assert opt.param_groups[1]["betas"] == (0.9, 0.999)
+    with pytest.raises(ValueError, match="Invalid learning rate"):
+        optim.Adam(params(), lr=-1.0)
+    with pytest.raises(ValueError, match="Invalid beta"):
+        optim.AdamW(params(), betas=(1.0, 0.9))
+    with pytest.raises(ValueError, match="Nesterov"):
+        optim.SGD(params(), lr=0.1, nesterov=True)
+    with pytest.raises(TypeError, match="'optimizer'"):
+        lr_scheduler.StepLR(object(), 2)
+
+
+def test_mindspore_import_path():
+    from sporax import compat
+
+    compat.install()
+    try:
+        from mindspore.experimental import optim as xo
+        from mindspore.experimental.optim.lr_scheduler import StepLR
+
+        assert xo.AdamW is optim.AdamW and StepLR is lr_scheduler.StepLR
+    finally:
+        compat.uninstall()

@@ -286,3 +286,29 @@ def test_loss_scale_update_rules_match_mindspore(mode):
     static = amp.StaticLossScaler(8)
     assert [float(v.asnumpy()) for v in static.scale((Tensor(np.float32(1.5)), Tensor(np.float32(-2.0))))] == LS["static_scale"]
     assert [float(v.asnumpy()) for v in static.unscale((Tensor(np.float32(12.0)),))] == LS["static_unscale"]
+
+
+def test_o1_casts_white_listed_operator_attributes_and_model_o1_trains():
+    from sporax import ops
+
+    class Net(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.matmul = ops.MatMul(transpose_b=True)
+            self.w = ms.Parameter(Tensor(np.full((3, 4), 0.1, np.float32)), name="w")
+
+        def construct(self, x):
+            return self.matmul(x, self.w) * 2
+
+    net = Net()
+    out = amp.auto_mixed_precision(net, "O1")
+    x = Tensor(np.linspace(0, 1, 8, dtype=np.float32).reshape(2, 4))
+    y = out(x)
+    assert y.dtype == ms.float32 and net.w.dtype == ms.float32
+    np.testing.assert_allclose(y.asnumpy(), x.asnumpy().sum(1, keepdims=True).repeat(3, 1) * 0.2, rtol=2e-3)
+    weights, batches = make_case()
+    mlp = MLP(weights)
+    model = Model(mlp, _loss(), nn.Momentum(mlp.trainable_params(), LR, MOMENTUM), amp_level="O1")
+    assert type(mlp.fc1).__name__ == "_OutputTo32"
+    losses = [float(model.train_network(Tensor(bx), Tensor(by)).asnumpy()) for bx, by in batches[:3]]
+    np.testing.assert_allclose(losses, GOLDEN["O0"]["losses"][:3], rtol=5e-3)

@@ -160,7 +160,7 @@ class TrainOneStepWithLossScaleCell(TrainOneStepCell):
                 self.optimizer(grads)
             return
         if self._opt_state is None:
-            self._opt_state = tuple(dict.fromkeys(self.optimizer.get_parameters()))
+            self._opt_state = tuple(self.optimizer.get_parameters())  # each once (by identity)
         state = self._opt_state
         before = [p._jax() for p in state]
         self.optimizer(grads)

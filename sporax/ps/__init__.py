@@ -55,10 +55,16 @@ def serve(poll: float = 1.0) -> None:
     ray = cluster.import_ray()
     own = int(os.environ.get("MS_SERVER_ID", "0")) if context._ps_role() == "MS_PSERVER" else None
     handles = cluster.server_handles(pin_to_node=own)
-    while True:
-        try:
-            if all(ray.get([h.done.remote() for h in handles], timeout=timeout)):
-                return
-        except ray.exceptions.RayActorError:
-            pass
-        time.sleep(poll)
+    try:
+        while True:
+            try:
+                if all(ray.get([h.done.remote() for h in handles], timeout=timeout)):
+                    return
+            except ray.exceptions.RayActorError:
+                pass
+            time.sleep(poll)
+    finally:
+        if context._ps_role() == "MS_SCHED":
+            for h in handles:
+                ray.kill(h, no_restart=True)
+            cluster.stop_head()

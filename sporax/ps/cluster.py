@@ -6,8 +6,8 @@ Roles (``MS_ROLE``, read when the mode is used):
   instance (``address="local"``, dashboard and usage stats off, a small object store) unless
   Ray is already initialized (``ray.init(address=...)`` before training reaches an existing
   cluster), and creates the server actors in it.
-* ``MS_SCHED``: starts a Ray head at ``MS_SCHED_HOST:MS_SCHED_PORT`` and serves until the
-  workers finish.
+* ``MS_SCHED``: starts a Ray head at ``MS_SCHED_HOST:MS_SCHED_PORT`` (a ``ray start --head
+  --block`` child process), serves until the workers finish, then stops it.
 * ``MS_PSERVER`` / ``MS_SERVER``: joins that cluster, creates server ``MS_SERVER_ID`` (default 0)
   on its own node and serves until the workers finish.
 * ``MS_WORKER``: joins the cluster (retrying until ``server_timeout``) and trains; worker
@@ -21,6 +21,7 @@ down) and restarted by Ray after a crash.
 
 from __future__ import annotations
 
+import atexit
 import os
 import subprocess
 import sys
@@ -117,12 +118,14 @@ def connect(timeout: float) -> None:
         if address is None:
             raise ValueError("MS_ROLE=MS_SCHED needs MS_SCHED_HOST and MS_SCHED_PORT (where to start Ray's head).")
         host, port = address.rsplit(":", 1)
-        subprocess.run(
-            [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", f"--port={port}",
-             f"--node-ip-address={host}", "--include-dashboard=false", "--disable-usage-stats"],
-            check=True, capture_output=True, timeout=max(timeout, 60.0),
+        # --block: the head lives exactly as long as this child process, which stop_head() ends.
+        _state["head"] = subprocess.Popen(
+            [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
+             f"--node-ip-address={host}", "--include-dashboard=false", "--disable-usage-stats",
+             "--num-cpus=2", f"--object-store-memory={200 * 1024 * 1024}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
-        _state["started_head"] = True
+        atexit.register(stop_head)
     if address is not None and os.environ.get("MS_ROLE"):
         deadline = time.monotonic() + timeout
         while True:
@@ -139,6 +142,21 @@ def connect(timeout: float) -> None:
     ray.init(address="local", num_cpus=max(2, n_servers()), object_store_memory=200 * 1024 * 1024,
              include_dashboard=False, log_to_driver=False, namespace=NAMESPACE)
     _state["started"] = True
+
+
+def stop_head() -> None:
+    """Stop the Ray head this (MS_SCHED) process started, if any."""
+    head = _state.pop("head", None)
+    if head is not None and head.poll() is None:
+        ray = import_ray()
+        if ray.is_initialized():
+            ray.shutdown()
+        head.terminate()
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, 9)
+            head.wait()
 
 
 def started_here() -> bool:

@@ -16,7 +16,7 @@ from _model import batch, build  # noqa: E402
 import sporax as sp  # noqa: E402
 import sporax.ps  # noqa: E402
 
-if os.environ.get("MS_ROLE") == "MS_PSERVER":  # a server process: serve until the workers finish
+if os.environ.get("MS_ROLE") in ("MS_PSERVER", "MS_SCHED"):  # serve until the workers finish
     sp.set_ps_context(enable_ps=True)
     sporax.ps.serve(poll=0.5)
     print("served", flush=True)

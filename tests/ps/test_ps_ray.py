@@ -81,7 +81,22 @@ def test_cache_equals_no_cache_with_adam_in_graph_mode(ps_job, monkeypatch):
     _, _, no_cache = _ps(5, opt="adam")
     reset_servers(ps_job["job"])
     sp.set_context(mode=sp.GRAPH_MODE)
-    _, _, cached = _ps(5, opt="adam", cache=20, policy="LFU")
+    # the cached run as a user's script: Model.train, with the hit-rate callback
+    from _model import Net
+
+    from sporax import nn
+    from sporax.train.model import Model
+
+    sp.set_ps_context(enable_ps=True)
+    sp.set_seed(7)
+    net = Net(cache=20, policy="LFU")
+    net.set_param_ps(init_in_server=True)
+    model = Model(net, nn.MSELoss(), nn.Adam(net.trainable_params(), 0.01))
+    monitor = sporax.ps.CacheMonitor()
+    model.train(1, [tuple(sp.Tensor(a) for a in batch(s)) for s in range(5)], callbacks=[monitor])
+    assert len(monitor.history) == 5 and monitor.history[0]["emb.embedding_table"]["unique_hits"] == 0
+    sporax.ps.pull_parameters(model._train_network)
+    cached = values(net)
     _close(cached, no_cache)
     ref = _local(5, opt="adam")
     for k in ("fc.weight", "fc.bias", "out.weight", "out.bias"):  # dense server parameters: exactly local Adam

@@ -157,6 +157,12 @@ def _plan(save_obj, integrated_save: bool, append_dict, choice_func) -> tuple[li
             )
         values.append((key, value))
     for name, value in values:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"For 'save_checkpoint', the name {name!r} is not valid text (a lone surrogate); it cannot be stored."
+            ) from None
         if isinstance(value, str):
             strings[name] = value
         elif isinstance(value, Parameter) and name in layouts and _holds_slice(value, integrated_save):
@@ -229,8 +235,11 @@ def save_checkpoint(
     ``format`` is ``"ckpt"`` (MindSpore's format) or ``"safetensors"``; a ``.safetensors``
     file name picks safetensors too, and a missing extension is appended, as in MindSpore.
     ``append_dict`` adds ``{name: int | float | bool | str | Tensor}`` entries. ``crc_check``
-    appends a CRC32 that loading verifies. ``async_save`` (True, ``"thread"`` or
-    ``"process"``) writes in a background thread from a snapshot taken now. With a Cell whose
+    adds a CRC32 that ``load_checkpoint(..., crc_check=True)`` verifies. The values saved are
+    a snapshot taken at the call, while no compiled step runs (another thread may be training
+    the network). ``async_save`` (True, ``"thread"`` or ``"process"``) writes that snapshot in a
+    background thread; its arrays are kept out of the donation registry, so GRAPH_MODE steps can
+    go on meanwhile. With a Cell whose
     ``parameter_layout_dict`` names a sliced or lazy parameter and ``integrated_save=False``,
     only this rank's slice is written, with its layout. MindSpore-only options (``enc_mode``,
     ``**kwargs`` such as ``remove_redundancy``) are accepted and ignored; ``enc_key`` is refused.
@@ -255,7 +264,10 @@ def save_checkpoint(
         raise IsADirectoryError(f"For 'save_checkpoint', '{path}' is a directory; give a file name.")
     if not path.endswith("." + fmt):
         path += "." + fmt
-    items, strings = _plan(save_obj, integrated_save, append_dict, choice_func)
+    from sporax.common.api import _exec_lock
+
+    with _exec_lock:  # a consistent snapshot: no compiled step (of another thread) runs meanwhile
+        items, strings = _plan(save_obj, integrated_save, append_dict, choice_func)
     _wait_async_save()
 
     def run() -> None:

@@ -163,3 +163,11 @@ def test_live_writers_temp_file_is_kept(tmp_path):
         _reap(proc)
     save_checkpoint(_items(), path)
     assert _temps(tmp_path) == []
+
+
+@pytest.mark.parametrize("ext", [".ckpt", ".safetensors"])
+def test_lone_surrogate_name_is_refused_at_save(tmp_path, ext):
+    path = str(tmp_path / ("a" + ext))
+    with pytest.raises(ValueError, match="lone surrogate"):
+        save_checkpoint({"\ud800": Tensor(np.ones(2, np.float32))}, path)
+    assert os.listdir(tmp_path) == []

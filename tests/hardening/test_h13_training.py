@@ -74,6 +74,34 @@ def test_two_threads_train_one_net_in_graph_mode():
     np.testing.assert_allclose(net.weight.asnumpy(), ref_net.weight.asnumpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_saves_while_another_thread_trains(tmp_path):
+    context.set_context(mode=context.GRAPH_MODE)
+    net, step, x, y = _train_step()
+    step(x, y)
+    errors: list = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            while not done.is_set():
+                step(x, y)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    trainer = threading.Thread(target=run)
+    trainer.start()
+    try:
+        for i in range(8):
+            save_checkpoint(net, str(tmp_path / f"s{i}.ckpt"), async_save=bool(i % 2))
+        ser._wait_async_save()
+    finally:
+        done.set()
+        trainer.join(120)
+    assert errors == []
+    for i in range(8):
+        assert load_checkpoint(str(tmp_path / f"s{i}.ckpt"))["weight"].shape == (64, 64)
+
+
 def test_threads_first_call_traces_once():
     """Two threads making the very first (tracing) call: one traces, the other waits for it."""
     from sporax.common import api

@@ -325,11 +325,14 @@ def atomic_write(path: str, write: Callable) -> None:
             pass
         raise
     f.close()  # releases the lock only now that the name is gone
-    dir_fd = os.open(directory, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as e:
+        raise _save_error(path, e) from e
 
 
 # ----------------------------------------------------------------------------- merge

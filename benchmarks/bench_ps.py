@@ -102,11 +102,17 @@ def latency(rt, ray, repeat: int = 50) -> dict:
 
     @ray.remote(num_cpus=0)
     class Bare:
+        def __init__(self):
+            self.table = np.zeros((VOCAB // 2, DIM), np.float32)
+
         def take(self, payload):
             return {"ok": True}
 
         def give(self, n):
             return np.zeros((n, DIM), np.float32)
+
+        def gather(self, ids):
+            return self.table[ids]
 
     bare = Bare.remote()
     ray.get(bare.take.remote(0))
@@ -115,31 +121,31 @@ def latency(rt, ray, repeat: int = 50) -> dict:
     ids = np.sort(np.random.default_rng(1).choice(VOCAB // 2, BATCH, replace=False))  # rows of server 0
     grads = np.ones((BATCH, DIM), np.float32)
     payload = {"dense": {}, "rows": {name: (ids, grads)}, "writeback": {}}
-
-    def med(fn):
-        fn()
-        ts = []
-        for _ in range(repeat):
-            t = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t)
-        return float(np.median(ts))
-
     step = 0  # an old step: the server reads the whole message, then drops it as a duplicate
-    out = {
-        "push": med(lambda: rt.call_all([(0, "push", (rt.worker, step, payload))])),
-        "push_bare": med(lambda: ray.get(bare.take.remote(payload))),
-        "pull": med(lambda: rt.call_all([(0, "pull_rows", ({name: ids}, {}))])),
-        "pull_bare": med(lambda: ray.get(bare.give.remote(BATCH))),
+    calls = {
+        "push": lambda: rt.call_all([(0, "push", (rt.worker, step, payload))]),
+        "push_bare": lambda: ray.get(bare.take.remote(payload)),
+        "pull": lambda: rt.call_all([(0, "pull_rows", ({name: ids}, {}))]),
+        "pull_bare": lambda: ray.get(bare.give.remote(BATCH)),
+        "pull_gather": lambda: ray.get(bare.gather.remote(ids)),
     }
+    times: dict = {k: [] for k in calls}
+    for f in calls.values():
+        f()
+    for _ in range(repeat):  # interleaved, so that load from other processes hits all kinds alike
+        for k, f in calls.items():
+            t = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t)
     ray.kill(bare)
-    return out
+    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--latency-only", action="store_true", help="only the message latencies")
     args = parser.parse_args()
     import ray
 
@@ -153,16 +159,20 @@ def main() -> None:
     print(f"table {VOCAB} x {DIM} float32 ({VOCAB * DIM * 4 / 2**20:.0f} MiB), batch {BATCH}, Zipf {ZIPF}, "
           f"{args.steps} measured steps after {args.warmup} warm-up, 2 servers; shared 2-core machine")
     rows = []
-    cell, net = make(False, 0)
-    local_sps = run(cell, stream, labels, args.warmup)
-    local_values = {p.name: p.asnumpy() for p in net.trainable_params()}
-    del cell, net
+    if args.latency_only:
+        stream = stream[: args.warmup + 1]
+        local_sps, local_values = 1.0, None
+    else:
+        cell, net = make(False, 0)
+        local_sps = run(cell, stream, labels, args.warmup)
+        local_values = {p.name: p.asnumpy() for p in net.trainable_params()}
+        del cell, net
     cluster._quiet_env()
     ray.init(address="local", num_cpus=2, object_store_memory=200 * 1024 * 1024, include_dashboard=False,
              log_to_driver=False, namespace=cluster.NAMESPACE)
     lat = None
     try:
-        for cache in (0, 10_000, 100_000):
+        for cache in (0,) if args.latency_only else (0, 10_000, 100_000):
             os.environ["SPORAX_PS_JOB"] = f"bench{cache}"
             sp.set_ps_context(enable_ps=True, server_timeout=300.0)
             cell, net = make(True, cache)
@@ -173,6 +183,8 @@ def main() -> None:
             if cache == 0 and lat is None:
                 lat = latency(rt, ray)
             sporax.ps.pull_parameters(cell)
+            if local_values is None:
+                break
             diff = max(float(np.abs(p.asnumpy() - local_values[p.name]).max()) for p in net.trainable_params())
             sim = lru_simulation(stream, cache) if cache else (0.0, 0.0)
             hit = (stats["total"]["hit_rate"], stats["total"]["unique_hit_rate"]) if stats else (0.0, 0.0)
@@ -181,17 +193,23 @@ def main() -> None:
             sp.context._reset()
     finally:
         ray.shutdown()
+    if args.latency_only:
+        rows = []
     print(f"\n{'variant':<22}{'steps/s':>9}{'vs local':>9}{'MB/step':>9}{'hit (lookup)':>14}{'LRU sim':>9}"
           f"{'hit (unique)':>14}{'LRU sim':>9}{'max |Δw| vs local':>19}")
     print(f"{'local, one process':<22}{local_sps:>9.2f}{1.0:>9.2f}{0.0:>9.2f}{'':>14}{'':>9}{'':>14}{'':>9}{0.0:>19.1e}")
     for cache, sps, moved, hit, sim, diff in rows:
         print(f"{'PS, cache ' + str(cache):<22}{sps:>9.2f}{sps / local_sps:>9.2f}{moved / 1e6:>9.2f}"
               f"{hit[0] * 100:>13.2f}%{sim[0] * 100:>8.2f}%{hit[1] * 100:>13.2f}%{sim[1] * 100:>8.2f}%{diff:>19.1e}")
-    print(f"\nmessage latency, {BATCH} rows x {DIM} float32 ({BATCH * DIM * 4 / 1024:.0f} KiB), median of 50:")
+    print(f"\nmessage latency, {BATCH} rows x {DIM} float32 ({BATCH * DIM * 4 / 1024:.0f} KiB), "
+          "median of 50, interleaved:")
     for kind in ("push", "pull"):
         ours, bare = lat[kind], lat[kind + "_bare"]
         print(f"  {kind:<5} sporax {ours * 1e3:7.3f} ms   bare Ray actor call {bare * 1e3:7.3f} ms   "
               f"overhead {(ours / bare - 1) * 100:+6.1f}%")
+    g = lat["pull_gather"]
+    print(f"  (a bare actor that also gathers the same {BATCH} rows from its table: {g * 1e3:.3f} ms; "
+          f"sporax pull vs it {(lat['pull'] / g - 1) * 100:+.1f}%)")
 
 
 if __name__ == "__main__":

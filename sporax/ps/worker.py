@@ -139,7 +139,11 @@ def shutdown(kill_servers: bool = True) -> None:
 
 @atexit.register
 def _at_exit() -> None:  # pragma: no cover - process exit
-    if _RUNTIME.get("rt") is not None:  # tell the servers this worker finished; embedded: stop them
+    rt = _RUNTIME.get("rt")
+    if rt is None or not rt.ray.is_initialized():  # Ray already shut down: never auto-connect at exit
+        _RUNTIME.pop("rt", None)
+        return
+    if True:  # tell the servers this worker finished; embedded: stop them
         with contextlib.suppress(Exception):
             shutdown(cluster.started_here())
 

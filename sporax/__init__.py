@@ -87,3 +87,13 @@ __all__ = [
     "from_numpy", "is_tensor", "STRICT", "COMPATIBLE", "LAX",
     *dtype.__all__,
 ]
+
+
+def __getattr__(name):
+    # ``mindspore.dataset`` without importing it first, as in MindSpore; loaded on first use
+    # because Grain takes seconds to import.
+    if name == "dataset":
+        import importlib
+
+        return importlib.import_module("sporax.dataset")
+    raise AttributeError(f"module 'sporax' has no attribute {name!r}")

@@ -147,3 +147,9 @@ def test_import_paths(path, names):
             assert getattr(mod, n).__module__.startswith("sporax.dataset"), n
     finally:
         compat.uninstall()
+
+
+def test_mindspore_dataset_attribute_without_import():
+    import sporax
+
+    assert sporax.dataset.GeneratorDataset is ds.GeneratorDataset

@@ -44,6 +44,12 @@ def _names(value, arg: str, where: str) -> list[str]:
     return list(value)
 
 
+def _check_kwargs(kwargs, known, where: str) -> None:
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise TypeError(f"For '{where}', got unexpected keyword argument(s) {unknown}.")
+
+
 def _check_workers(num, where: str):
     if num is None:
         return None
@@ -83,14 +89,22 @@ class Dataset:
         Outputs are named ``output_columns`` (default: the input names) and come first,
         followed by the other columns.
         """
-        return MapDataset(self, operations, input_columns, output_columns, num_parallel_workers,
-                          python_multiprocessing)
+        _check_kwargs(kwargs, ("cache", "callbacks", "max_rowsize", "offload"), "map")
+        out = MapDataset(self, operations, input_columns, output_columns, num_parallel_workers,
+                         python_multiprocessing)
+        return out if column_order is None else out.project(column_order)  # 1.x column_order
 
     def batch(self, batch_size: int, drop_remainder: bool = False, num_parallel_workers=None, per_batch_map=None,
               input_columns=None, output_columns=None, python_multiprocessing: bool = False, **kwargs) -> Dataset:
         """Stack ``batch_size`` consecutive rows per column (within an epoch)."""
-        return BatchDataset(self, batch_size, drop_remainder, num_parallel_workers, per_batch_map, input_columns,
-                            output_columns, python_multiprocessing)
+        _check_kwargs(kwargs, ("column_order", "max_rowsize", "pad_info"), "batch")
+        if kwargs.get("pad_info") is not None:
+            raise TypeError("For 'batch', 'pad_info' is not supported by sporax; pad the rows with a map before "
+                            "batch (e.g. numpy.pad), or use per_batch_map.")
+        out = BatchDataset(self, batch_size, drop_remainder, num_parallel_workers, per_batch_map, input_columns,
+                           output_columns, python_multiprocessing)
+        order = kwargs.get("column_order")
+        return out if order is None else out.project(order)  # 1.x column_order
 
     def shuffle(self, buffer_size: int) -> Dataset:
         """Shuffle the rows (a new order every epoch, fixed by the seed)."""

@@ -233,3 +233,14 @@ def test_map_keeps_column_places_when_counts_match():
     assert d.map(lambda x, y: (x, y), ["c", "a"]).get_col_names() == ["a", "b", "c"]
     assert d.map(lambda x: x, ["b"], ["a"]).get_col_names() == ["a", "c"]
     assert d.map(lambda x: (x, x), ["b"], ["b", "z"]).get_col_names() == ["b", "z", "a", "c"]
+
+
+def test_1x_column_order_and_unknown_kwargs():
+    d = ds.NumpySlicesDataset({"a": [1], "b": [2]}, shuffle=False)
+    m = d.map(lambda x: (x, x + 1), ["a"], ["p", "q"], column_order=["q", "b"])
+    assert m.get_col_names() == ["q", "b"] and rows(m) == [(2, 2)]
+    assert d.batch(1, column_order=["b", "a"]).get_col_names() == ["b", "a"]
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        d.map(lambda x: x, ["a"], bogus=1)
+    with pytest.raises(TypeError, match="pad_info"):
+        d.batch(1, pad_info={"a": ([2], 0)})

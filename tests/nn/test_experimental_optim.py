@@ -16,6 +16,15 @@ X_CASES = {
     "x.SGD": lambda p: optim.SGD(p, lr=0.1),
     "x.SGD/momentum": lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01),
     "x.SGD/nesterov": lambda p: optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True),
+    "x.Adagrad": lambda p: optim.Adagrad(p, lr=0.05),
+    "x.Adagrad/decay_wd_init": lambda p: optim.Adagrad(p, lr=0.05, lr_decay=0.1, weight_decay=0.01,
+                                                       initial_accumulator_value=0.2, eps=1e-6),
+    "x.Adagrad/maximize": lambda p: optim.Adagrad(p, lr=0.05, maximize=True),
+    "x.RMSprop": lambda p: optim.RMSprop(p, lr=0.01),
+    "x.RMSprop/momentum_wd": lambda p: optim.RMSprop(p, lr=0.01, alpha=0.9, momentum=0.5, weight_decay=0.01),
+    "x.RMSprop/centered": lambda p: optim.RMSprop(p, lr=0.01, centered=True, eps=1e-6),
+    "x.RMSprop/centered_momentum_max": lambda p: optim.RMSprop(p, lr=0.01, momentum=0.3, centered=True,
+                                                               maximize=True),
 }
 SCHED = {
     "sched.StepLR": lambda o: lr_scheduler.StepLR(o, step_size=2, gamma=0.5),
@@ -106,3 +115,35 @@ def test_mindspore_import_path():
         assert xo.AdamW is optim.AdamW and StepLR is lr_scheduler.StepLR
     finally:
         compat.uninstall()
+
+
+def test_adagrad_rmsprop_errors_as_mindspore():
+    # MindSpore 2.10: ValueError "For Adagrad, the lr must be greater than 0.0, but got 0.0." etc.
+    with pytest.raises(ValueError, match="For Adagrad, the lr must be greater than 0.0, but got 0.0"):
+        optim.Adagrad(params(), lr=0.0)
+    with pytest.raises(ValueError, match="the initial_accumulator_value must be greater than or equal to 0.0"):
+        optim.Adagrad(params(), initial_accumulator_value=-0.1)
+    with pytest.raises(ValueError, match="For RMSprop, the momentum must be greater than or equal to 0.0"):
+        optim.RMSprop(params(), momentum=-1.0)
+    with pytest.raises(ValueError, match="For RMSprop, the eps must be greater than 0.0"):
+        optim.RMSprop(params(), eps=0.0)
+    optim.RMSprop(params(), centered=1)  # MindSpore 2.10 does not check it either
+
+
+def test_adagrad_rmsprop_compiled_and_grouped():
+    ps = params()
+    opt = optim.RMSprop([{"params": [ps[0]], "lr": 0.02}, {"params": [ps[1]], "momentum": 0.5}], lr=0.01)
+    assert opt.param_groups[1]["lr"] == 0.01 and opt.param_groups[0]["momentum"] == 0.0
+
+    @ms.jit
+    def step(gw, gb):
+        return opt((gw, gb))
+
+    step(*grads(0))
+    g = IN["gw0"]
+    ms_ = 0.01 * g * g
+    np.testing.assert_allclose(ps[0].asnumpy(), IN["w"] - 0.02 * g / (np.sqrt(ms_) + 1e-8), rtol=1e-5)
+    ada = optim.Adagrad(params(), lr=0.05, lr_decay=0.5)
+    ada(grads(0))
+    ada(grads(1))
+    assert int(ada.step_t.asnumpy()) == 2

@@ -47,13 +47,21 @@ def init(backend_name: str | None = None) -> None:
     """Start communication: ``jax.distributed`` in a cluster, else just mark it started.
 
     A missing or dead peer gives a RuntimeError naming it within ``cluster_time_out``
-    (``MS_CLUSTER_TIMEOUT``, msrun's ``--cluster_time_out``). In a cluster, an uncaught
+    (``MS_CLUSTER_TIMEOUT``, msrun's ``--cluster_time_out``). With the parameter-server mode on
+    (``set_ps_context(enable_ps=True)``, which runs on Ray) it starts no ``jax.distributed``:
+    ``get_rank()``/``get_group_size()`` are then the PS worker's id and ``MS_WORKER_NUM``. In a cluster, an uncaught
     exception afterwards ends the process at once (exit code 1, traceback printed) instead
     of waiting in ``jax.distributed``'s shutdown barrier for peers that wait on it.
     """
     if backend_name not in _BACKENDS:
         raise ValueError(msg("init", "backend_name", f"one of {list(_BACKENDS)}", backend_name))
     if GlobalComm.INITED:
+        return
+    if context._state.ps.enable_ps:
+        # Parameter-server mode runs on Ray (sporax.ps), whose MS_WORKER_NUM/MS_SCHED_* describe the
+        # Ray cluster: no jax.distributed here. Ranks are the PS worker ids.
+        GlobalComm.INITED = True
+        _started["ps"] = True
         return
     cluster = _cluster.cluster_env()
     if cluster is not None and "cluster" not in _started:
@@ -74,6 +82,7 @@ def _exit_on_error(kind, value, tb) -> None:
 
 def release() -> None:
     GlobalComm.INITED = False
+    _started.pop("ps", None)
     _groups.clear()
 
 
@@ -81,6 +90,12 @@ def _world() -> tuple[int, int] | None:
     """(rank, size) of the real cluster after init(); None before it."""
     if not GlobalComm.INITED:
         return None
+    if "ps" in _started:
+        from sporax.ps import cluster as ps_cluster
+
+        if context._ps_role() == "MS_WORKER":
+            return ps_cluster.worker_id(), ps_cluster.n_workers()
+        return 0, 1
     if "cluster" in _started:
         import jax
 

@@ -3,7 +3,7 @@
 Per bucket of :func:`sporax.parallel.plan.bucket_records` (one per fusion id, id 0
 alone, layerwise parameters excluded): ravel and concatenate the bucket's gradients into one
 float32 (or wider) buffer, all-reduce it (sum), multiply by ``1/degree`` when ``mean``, split
-and cast back. Gradients of ``layerwise_parallel`` parameters come back unchanged.
+and cast back. A bucket of one gradient is all-reduced in its own shape. Gradients of ``layerwise_parallel`` parameters come back unchanged.
 
 The reducer runs inside a data-parallel step (a Cell holding it is run under ``shard_map``
 over the data-parallel devices, see :mod:`sporax.parallel.data_parallel`); with a single
@@ -103,8 +103,15 @@ class DistributedGradReducer(Cell):
         for bucket in self.buckets():
             idx = bucket.indices
             dt = jnp.dtype(bucket.dtype)
-            flat = jnp.concatenate([arrays[i].reshape(-1).astype(dt) for i in idx]) if len(idx) > 1 \
-                else arrays[idx[0]].reshape(-1).astype(dt)
+            if len(idx) == 1:  # alone: reduced in its own shape (no ravel, concat or split)
+                g = arrays[idx[0]].astype(dt)
+                if ax is not None:
+                    g = all_reduce(g, ReduceOp.SUM, ax[0], self._members)
+                if scale is not None:
+                    g = g * jnp.asarray(scale, dt)
+                out[idx[0]] = g.astype(arrays[idx[0]].dtype)
+                continue
+            flat = jnp.concatenate([arrays[i].reshape(-1).astype(dt) for i in idx])
             if ax is not None:
                 flat = all_reduce(flat, ReduceOp.SUM, ax[0], self._members)
             if scale is not None:

@@ -117,9 +117,10 @@ def _local_grads(w, b, s, x, y):
     return jax.grad(loss, argnums=(0, 1, 2))(w, b, s)
 
 
-def test_layerwise_parameter_keeps_its_local_gradient():
+@pytest.mark.parametrize("parallel_mode", ["data_parallel", "hybrid_parallel"])
+def test_layerwise_parameter_keeps_its_local_gradient(parallel_mode):
     ms.set_context(mode=ms.GRAPH_MODE)
-    ms.set_auto_parallel_context(parallel_mode="data_parallel", gradients_mean=True)
+    ms.set_auto_parallel_context(parallel_mode=parallel_mode, gradients_mean=True)
     ms.set_seed(3)
     net = _Lw()
     w0, b0, s0 = (p.asnumpy() for p in (net.dense.weight, net.dense.bias, net.scale))
@@ -221,7 +222,10 @@ def test_fusion_buckets_are_the_compiled_allreduces(fusion):
     x = np.ones((8, 4), np.float32)
     step(Tensor(x), Tensor(x))
     got = _hlo_allreduces(compiled_text(step))
-    want = sorted(f"f32[{b.numel}]" for b in plan.buckets) + ["f32[]"]  # + the loss's mean
+    shapes = {row[0]: row[1] for row in plan.rows}
+    # a bucket of several gradients is one flat buffer; a gradient alone keeps its own shape
+    want = [f"f32[{b.numel}]" if len(b.names) > 1 else f"f32[{','.join(map(str, shapes[b.names[0]]))}]"
+            for b in plan.buckets] + ["f32[]"]  # + the loss's mean
     assert got == sorted(want) and len(got) == plan.allreduce_count
     if fusion == "index":
         assert [len(b.names) for b in plan.buckets] == [2, 3, 1]
@@ -399,3 +403,50 @@ def test_bad_input_is_rejected_and_changes_nothing():
         step(Tensor(np.ones((12, 6), np.float32)), Tensor(np.ones((12, 3), np.float32)))
     for a, p in zip(w, net.trainable_params()):
         np.testing.assert_array_equal(p.asnumpy(), a)
+
+
+def test_model_eval_after_data_parallel_training():
+    """Model.train in DATA_PARALLEL on 8 devices, then Model.eval/predict: as a one-device run."""
+    x, y = _data(32, seed=7)
+    results = []
+    for parallel in (True, False):
+        ms.context._reset()
+        ms.set_context(mode=ms.GRAPH_MODE)
+        if parallel:
+            ms.set_auto_parallel_context(parallel_mode="data_parallel", gradients_mean=True)
+        net = _net(seed=2)
+        model = ms.Model(net, nn.MSELoss(), nn.Momentum(net.trainable_params(), 0.05, 0.9), metrics={"loss", "mae"})
+        model.train(2, [(x[:16], y[:16]), (x[16:], y[16:])])
+        metrics = model.eval([(x[:8], y[:8]), (x[8:24], y[8:24])])
+        pred = model.predict(Tensor(x[24:])).asnumpy()
+        results.append((metrics, pred, [p.asnumpy() for p in net.trainable_params()]))
+    (m_dp, p_dp, w_dp), (m_ref, p_ref, w_ref) = results
+    for a, b in zip(w_dp, w_ref):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert set(m_dp) == {"loss", "mae"}
+    for k in m_ref:
+        np.testing.assert_allclose(m_dp[k], m_ref[k], rtol=1e-5)
+    np.testing.assert_allclose(p_dp, p_ref, rtol=1e-5, atol=1e-6)
+    untrained = _net(seed=2)(Tensor(x[24:])).asnumpy()
+    assert not np.allclose(p_dp, untrained, atol=1e-3)  # the evaluated net is the trained one
+
+
+def test_init_starts_no_jax_distributed_in_ps_mode(monkeypatch):
+    """Parameter-server mode runs on Ray: its MS_WORKER_NUM/MS_SCHED_* start no jax.distributed."""
+    from sporax.communication import _cluster
+
+    calls = []
+    monkeypatch.setattr(_cluster, "start", lambda c: calls.append(c))
+    monkeypatch.setattr(communication, "_started", {})  # restored afterwards, as sys.excepthook
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    for k, v in {"MS_WORKER_NUM": "2", "MS_SCHED_HOST": "127.0.0.1", "MS_SCHED_PORT": "1", "MS_NODE_ID": "1",
+                 "MS_WORKER_ID": "1", "MS_ROLE": "MS_WORKER"}.items():
+        monkeypatch.setenv(k, v)
+    ms.set_ps_context(enable_ps=True)
+    communication.init()
+    assert calls == [] and communication.GlobalComm.INITED
+    assert (communication.get_rank(), communication.get_group_size()) == (1, 2)  # the PS worker's id and count
+    communication.release()
+    ms.context.reset_ps_context()
+    communication.init()  # the same environment without PS mode is a jax.distributed cluster
+    assert [(c.worker_num, c.rank, c.port) for c in calls] == [(2, 1, 1)]

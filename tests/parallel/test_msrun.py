@@ -114,3 +114,42 @@ def test_bad_launcher_arguments(tmp_path):
         parse_args(["--worker_num=2", str(tmp_path / "missing.py")])
     ns = parse_args(["--worker_num=4", "--local_worker_num=2", "--node_rank=1", "--join=true", TRAIN, "a", "--b"])
     assert (ns.node_rank, ns.join, ns.master_addr, ns.task_script_args) == (1, True, "127.0.0.1", ["a", "--b"])
+
+
+@pytest.mark.parametrize("mode", ["drop_before_go", "drop_after_go"])
+def test_worker_dropping_out_during_the_rendezvous(tmp_path, mode):
+    """Rank 2 of 3 dies inside the rendezvous: ranks 0 and 1 raise a clear RuntimeError within
+    cluster_time_out (workers started by hand with MindSpore's variables, so each reports itself)."""
+    timeout_s = 6
+    port = _free_port()
+    base = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=1",
+                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), MS_WORKER_NUM="3",
+                MS_SCHED_HOST="127.0.0.1", MS_SCHED_PORT=str(port), MS_CLUSTER_TIMEOUT=str(timeout_s))
+    procs = []
+    try:
+        for rank in range(3):
+            procs.append(subprocess.Popen([sys.executable, "-m", "sporax", "run", FAULT, mode],
+                                          env=dict(base, MS_NODE_ID=str(rank)), stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, start_new_session=True))
+        outs = [p.communicate(timeout=120)[0].decode(errors="replace") for p in procs]
+    finally:
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+    assert procs[2].returncode == -signal.SIGKILL, outs[2]
+    for rank in (0, 1):
+        out = outs[rank]
+        assert procs[rank].returncode == 1, out
+        assert "RuntimeError: init():" in out and "Traceback" in out, out
+        took = _fail_time(out) - float(re.search(r"INIT_AT ([\d.]+)", out).group(1))
+        assert took < timeout_s + 3, (took, out)
+    if mode == "drop_before_go":
+        assert "missing ranks [2] (ranks [2] connected and then dropped out)" in outs[0], outs[0]
+        assert "could not reach the scheduler (rank 0)" in outs[1] and "did not form" in outs[1], outs[1]
+    else:
+        assert "ranks [2] dropped out during the rendezvous" in outs[0], outs[0]
+        assert "another worker dropped out during the rendezvous" in outs[1], outs[1]
+    _assert_reaped([p.pid for p in procs])

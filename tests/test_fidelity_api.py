@@ -54,6 +54,8 @@ def test_set_seed_seeds_numpy_global_rng_as_mindspore():
     a = np.random.rand()
     np.random.seed(5)
     assert a == np.random.rand()
+    ms.set_seed(7)
+    assert ms.dataset.config.get_seed() == 7  # MindSpore: set_seed also seeds the dataset pipeline
     ms.set_seed(5)
     w1 = nn.Dense(3, 2).weight.asnumpy()
     ms.set_seed(5)
@@ -99,7 +101,8 @@ def test_tensor_details_as_mindspore():
     t = Tensor.from_numpy(np.array([1, 2], np.int32))
     assert repr(t) == "Tensor(shape=[2], dtype=Int32, value= [1, 2])"
     assert repr(ms.from_numpy(np.array([1, 2]))) == "Tensor(shape=[2], dtype=Int64, value= [1, 2])"
-    assert ms.from_numpy is Tensor.from_numpy
+    assert type(ms.from_numpy(np.ones(2))) is Tensor  # MindSpore: the Tensor constructor, not the dtype helper
+    assert ms.from_numpy is not getattr(ms.dtype, 'from_numpy', None)
     assert Tensor(np.ones((2, 3), np.float32)).strides == (12, 4)
     assert Tensor(np.ones((2, 3, 4), np.int64)).strides == (96, 32, 8)
     assert Tensor(np.float32(1)).strides == ()
@@ -114,11 +117,12 @@ def test_tensor_details_as_mindspore():
         Tensor("abc")
     assert (np.array(1) in Tensor([1, 2])) is False
     assert (1 in Tensor([1, 2])) is True and (3 in Tensor([1, 2])) is False
+    assert (2.0 in Tensor([1, 2]), Tensor([1, 5]) in Tensor([[1, 2], [3, 4]]), 'a' in Tensor([1, 2])) == (True, True, False)
     assert Tensor(1) in Tensor([1, 2]) and 1 in Tensor([[1, 2], [3, 4]]) and Tensor([1, 2]) in Tensor([[1, 2], [3, 4]])
     p = Parameter(Tensor(1), name="x")
     assert (ms.is_tensor(Tensor(1)), ms.is_tensor(1), ms.is_tensor(p), ms.is_tensor(np.ones(1))) == (True, False, True, False)
-    assert [ms.dtype_to_pytype(d) for d in (ms.float32, ms.int32, ms.bool_, ms.float64, ms.complex64, ms.uint8)] == \
-        [float, int, bool, float, complex, int]
+    dts = (ms.float32, ms.int32, ms.bool_, ms.float64, ms.complex64, ms.uint8, ms.float16, ms.bfloat16, ms.int8, ms.complex128)
+    assert [ms.dtype_to_pytype(d) for d in dts] == [float, int, bool, float, complex, int, float, float, int, complex]
     with pytest.raises(KeyError):
         ms.dtype_to_pytype(3)
     assert (ms.STRICT, ms.COMPATIBLE, ms.LAX) == (0, 1, 2)
@@ -216,3 +220,79 @@ print(hasattr(mindspore, "xyz"), [k for k in sys.modules if "xyz" in k or "foo" 
         "mindspore.nn.foo is not provided by sporax",
         "False []",
     ], out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("module,dep", [("dataset", "grain"), ("experimental.optim", "optax")])
+def test_missing_dependency_names_the_module_and_leaves_nothing_half_imported(module, dep):
+    """Without an optional dependency, ``import mindspore.<module>`` names the module and the
+    package to install, twice alike, and leaves no partly imported ``sporax.<module>.*`` behind
+    (a half-bound name would give a confusing second error)."""
+    code = rf'''
+import sys
+sys.modules["{dep}"] = None  # as if not installed
+from sporax import compat; compat.install()
+import mindspore
+for _ in range(2):
+    try:
+        import mindspore.{module}
+    except ModuleNotFoundError as e:
+        print(e.name, str(e).split(",")[0])
+print([k for k in sys.modules if k.startswith("sporax.{module}")])
+'''
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    line = f"{dep} mindspore.{module} (sporax.{module}) needs {'Grain' if dep == 'grain' else dep}"
+    assert out.stdout.splitlines() == [line, line, "[]"], out.stderr[-2000:]
+
+
+# MindSpore 2.10's type and value of every metric's eval() on the same inputs (made with
+# /work/ms-ref/bin/python, the script being this test's body with mindspore for sporax).
+METRIC_EVALS_MS_2_10 = """\
+acc float64 float64 0.666667
+acc_onehot float64 float64 0.666667
+loss float32 float32 0.5
+loss_arr float32 float32 0.375
+mae float32 float32 0.166667
+mse float32 float32 0.036667
+mae64 float64 float64 0.2
+prec ndarray float64 [1.0, 0.0, 1.0, 0.0]
+prec_avg float64 float64 0.5
+recall ndarray float64 [1.0, 0.0, 1.0, 0.0]
+recall_avg float64 float64 0.5
+top1 float64 float64 0.666667
+top5 float64 float64 1.0
+topk2 float64 float64 1.0"""
+
+
+def test_every_metric_eval_returns_mindspore_numpy_types():
+    """MindSpore 2.10: metrics' eval() gives numpy scalars (float64, or float32 for Loss/MAE/MSE of
+    float32 inputs) and numpy arrays for per-class Precision/Recall, so Model.eval's dict does too."""
+    x = Tensor(np.array([[0.1, 0.2, 0.6, 0.1], [0.9, 0.05, 0.03, 0.02], [0.2, 0.3, 0.1, 0.4]], np.float32))
+    yl = Tensor(np.array([2, 0, 1], np.int32))
+    yo = Tensor(np.eye(4, dtype=np.float32)[[2, 0, 1]])
+    r = Tensor(np.array([0.1, 0.2, 0.6], np.float32))
+    ry = Tensor(np.array([0.0, 0.5, 0.5], np.float32))
+    lines = []
+
+    def show(name, m, *args, **eval_kw):
+        m.clear()
+        m.update(*args)
+        v = m.eval(**eval_kw)
+        shown = np.round(v, 6).tolist() if isinstance(v, np.ndarray) else round(float(v), 6)
+        lines.append(f"{name} {type(v).__name__} {v.dtype} {shown}")
+
+    show("acc", nn.Accuracy(), x, yl)
+    show("acc_onehot", nn.Accuracy(), x, yo)
+    show("loss", nn.Loss(), Tensor(np.float32(0.5)))
+    show("loss_arr", nn.Loss(), Tensor(np.array([0.5, 0.25], np.float32)))
+    show("mae", nn.MAE(), r, ry)
+    show("mse", nn.MSE(), r, ry)
+    show("mae64", nn.MAE(), Tensor(np.array([0.1, 0.2]), ms.float64), Tensor(np.array([0.0, 0.5]), ms.float64))
+    show("prec", nn.Precision(), x, yl)
+    show("prec_avg", nn.Precision(), x, yl, average=True)
+    show("recall", nn.Recall(), x, yl)
+    show("recall_avg", nn.Recall(), x, yl, average=True)
+    show("top1", nn.Top1CategoricalAccuracy(), x, yl)
+    show("top5", nn.Top5CategoricalAccuracy(), Tensor(np.random.RandomState(0).rand(3, 6).astype(np.float32)), yl)
+    show("topk2", nn.TopKCategoricalAccuracy(2), x, yl)
+    assert lines == METRIC_EVALS_MS_2_10.splitlines()

@@ -10,6 +10,13 @@ Every MindSpore operation is one transformation of a Grain pipeline (see
 :mod:`sporax.dataset.datasets`); vision transforms use numpy and Pillow.
 """
 
+try:  # before any submodule, so that a missing Grain leaves no half-imported sporax.dataset.* behind
+    import grain as _grain  # noqa: F401
+except ImportError as _e:
+    raise ModuleNotFoundError(
+        "mindspore.dataset (sporax.dataset) needs Grain, which is not installed: pip install 'sporax[dataset]' "
+        "(or pip install 'grain>=0.2.12,<0.3').", name="grain") from _e
+
 from sporax.dataset import config, samplers, transforms, vision  # noqa: F401
 from sporax.dataset._graph import BatchInfo
 from sporax.dataset.datasets import Dataset, zip  # noqa: A004  (MindSpore's name)

@@ -150,7 +150,10 @@ class SkipFirst:
         return self._seen > self.count
 
 
-def stack_column(values, name: str):
+def stack_column(values, name: str, pad=None):
+    """Stack one column of a batch; with ``pad`` (``(shape or None, value)``), pad/crop each row first."""
+    if pad is not None:
+        return pad_column(values, name, *pad)
     try:
         return np.stack(values)
     except ValueError:
@@ -161,18 +164,47 @@ def stack_column(values, name: str):
             raise RuntimeError(
                 f"Cannot batch tensors with different shapes in column '{name}'. First element had shape "
                 f"{first.shape} and this element had shape {np.shape(v)}; pad or resize the rows first (e.g. a "
-                "map with vision.Resize), or use per_batch_map.")
+                "map with vision.Resize), use padded_batch(pad_info=...), or use per_batch_map.")
     return np.stack(values)
 
 
-class StackRows:
-    """``batch``'s batch_fn: stack each column of a list of rows."""
+def pad_column(values, name: str, shape, value):
+    """``padded_batch``: every row of the column padded with ``value`` (cut where longer) to ``shape``;
+    a ``None`` shape (or dimension) is the longest in the batch. ``value`` None is 0 ("" for strings)."""
+    arrays = [np.asarray(v) for v in values]
+    rank = arrays[0].ndim
+    for a in arrays:
+        if a.ndim != rank:
+            raise RuntimeError(f"Cannot pad tensors of different ranks in column '{name}': {arrays[0].shape} and "
+                               f"{a.shape}.")
+    if shape is not None and len(shape) != rank:
+        raise RuntimeError(f"Invalid pad_info, rank of pad_shape must be equal to rank of specified column "
+                           f"'{name}'. pad_shapes rank:{len(shape)}, column rank: {rank}.")
+    longest = [max(a.shape[d] for a in arrays) for d in range(rank)]
+    target = tuple(longest[d] if shape is None or shape[d] is None else shape[d] for d in range(rank))
+    dtype = np.result_type(*arrays)
+    text = dtype.kind in "US"
+    if value is None:
+        value = ("" if dtype.kind == "U" else b"") if text else 0
+    elif text != isinstance(value, (str, bytes)):
+        raise RuntimeError(f"For 'padded_batch', cannot pad column '{name}' of dtype {dtype} with the value "
+                           f"{value!r}: give a {'string' if text else 'number'} pad value.")
+    out = np.full((len(arrays), *target), value if text else np.asarray(value).astype(dtype), dtype=dtype)
+    for k, a in enumerate(arrays):
+        cut = tuple(slice(0, min(s, t)) for s, t in zip(a.shape, target))
+        out[(k, *cut)] = a[cut]
+    return out
 
-    def __init__(self, names) -> None:
+
+class StackRows:
+    """``batch``'s batch_fn: stack each column of a list of rows (padding those ``pads`` names)."""
+
+    def __init__(self, names, pads=None) -> None:
         self.names = list(names)
+        self.pads = [None] * len(self.names) if pads is None else list(pads)
 
     def __call__(self, rows):
-        return tuple(stack_column([r[c] for r in rows], self.names[c]) for c in range(len(self.names)))
+        return tuple(stack_column([r[c] for r in rows], self.names[c], self.pads[c]) for c in range(len(self.names)))
 
 
 class GatherRows:
@@ -198,9 +230,10 @@ class BatchInfo:
 class PerBatch:
     """Apply ``per_batch_map`` to a gathered batch, then stack the columns."""
 
-    def __init__(self, fn, in_idx, out_layout, names, out_names, n, epoch) -> None:
+    def __init__(self, fn, in_idx, out_layout, names, out_names, n, epoch, pads=None) -> None:
         self.fn, self.in_idx, self.out_layout = fn, in_idx, out_layout
         self.names, self.out_names, self.n, self.epoch = names, out_names, n, epoch
+        self.pads = pads
         self._count = 0
 
     def __call__(self, index, batch=None):
@@ -221,4 +254,5 @@ class PerBatch:
                                f"{'' if not isinstance(out, tuple) else f' of {len(out)}'}.")
         row = tuple(out[j] if src else batch[j] for src, j in self.out_layout)
         names = [self.out_names[j] if src else self.names[j] for src, j in self.out_layout]
-        return tuple(stack_column(list(v), name) for v, name in zip(row, names))
+        pads = self.pads or [None] * len(names)
+        return tuple(stack_column(list(v), name, pad) for v, name, pad in zip(row, names, pads))

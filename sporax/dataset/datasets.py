@@ -98,13 +98,23 @@ class Dataset:
               input_columns=None, output_columns=None, python_multiprocessing: bool = False, **kwargs) -> Dataset:
         """Stack ``batch_size`` consecutive rows per column (within an epoch)."""
         _check_kwargs(kwargs, ("column_order", "max_rowsize", "pad_info"), "batch")
-        if kwargs.get("pad_info") is not None:
-            raise TypeError("For 'batch', 'pad_info' is not supported by sporax; pad the rows with a map before "
-                            "batch (e.g. numpy.pad), or use per_batch_map.")
         out = BatchDataset(self, batch_size, drop_remainder, num_parallel_workers, per_batch_map, input_columns,
-                           output_columns, python_multiprocessing)
+                           output_columns, python_multiprocessing, kwargs.get("pad_info"))  # 1.x pad_info
         order = kwargs.get("column_order")
         return out if order is None else out.project(order)  # 1.x column_order
+
+    def padded_batch(self, batch_size: int, drop_remainder: bool = False, num_parallel_workers=None,
+                     pad_info=None) -> Dataset:
+        """Batch like :meth:`batch`, first padding the columns named in ``pad_info``.
+
+        ``pad_info`` maps a column name to ``(shape, value)``: each row is padded with ``value`` (cast
+        to the column's dtype; None: 0) up to ``shape`` and cut where it is longer; a ``None`` shape
+        or dimension is the longest in the batch. ``{}`` pads every column to the longest with 0;
+        columns not named are batched as they are. E.g.
+        ``padded_batch(2, pad_info={"tokens": ([None], -1)})``.
+        """
+        return BatchDataset(self, batch_size, drop_remainder, num_parallel_workers, None, None, None, False, pad_info,
+                            where="padded_batch")
 
     def shuffle(self, buffer_size: int) -> Dataset:
         """Shuffle the rows (a new order every epoch, fixed by the seed)."""
@@ -280,8 +290,8 @@ class BatchDataset(Dataset):
     """``Dataset.batch``."""
 
     def __init__(self, child, batch_size, drop_remainder, num_parallel_workers, per_batch_map, input_columns,
-                 output_columns, python_multiprocessing) -> None:
-        super().__init__([child], _check_workers(num_parallel_workers, "batch"))
+                 output_columns, python_multiprocessing, pad_info=None, where="batch") -> None:
+        super().__init__([child], _check_workers(num_parallel_workers, where))
         if not isinstance(batch_size, int) or isinstance(batch_size, bool):
             raise TypeError(msg("batch", "batch_size", "an int", batch_size))
         if not 1 <= batch_size <= _MAX_INT32:
@@ -303,17 +313,54 @@ class BatchDataset(Dataset):
             self.output_columns = (_names(output_columns, "output_columns", "batch") if output_columns
                                    else list(self.input_columns))
             self._layout, self._col_names = _map_layout(cols, self.input_columns, self.output_columns)
+        self._pads = _pad_spec(pad_info, cols if per_batch_map is None else self._col_names, where)
 
     def _build(self, ctx):
         g = self.children[0]._build(ctx)
         ctx.workers(self.num_parallel_workers, self.python_multiprocessing)
         names = self.children[0].get_col_names()
         if self.per_batch_map is None:
-            return g.batch(self.batch_size, drop_remainder=self.drop_remainder, batch_fn=_graph.StackRows(names))
+            return g.batch(self.batch_size, drop_remainder=self.drop_remainder,
+                           batch_fn=_graph.StackRows(names, self._pads))
         g = g.batch(self.batch_size, drop_remainder=self.drop_remainder, batch_fn=_graph.GatherRows())
         n = len(g) if isinstance(g, grain.MapDataset) else None
-        fn = _graph.PerBatch(self.per_batch_map, self._in_idx, self._layout, names, self.output_columns, n, ctx.epoch)
+        fn = _graph.PerBatch(self.per_batch_map, self._in_idx, self._layout, names, self.output_columns, n, ctx.epoch,
+                             self._pads)
         return g.map_with_index(fn) if n is not None else g.map(fn)
+
+
+def _pad_spec(pad_info, cols, where: str):
+    """``pad_info`` as one ``(shape, value)`` or None per column (None everywhere without pad_info)."""
+    if pad_info is None:
+        return None
+    if not isinstance(pad_info, dict):
+        raise TypeError(f"Argument pad_info with value {pad_info!r} is not of type [<class 'dict'>], but got "
+                        f"{type(pad_info)}.")
+    pads = [(None, None) if not pad_info else None for _ in cols]  # {}: every column to the longest
+    for name, spec in pad_info.items():
+        if not isinstance(name, str):
+            raise TypeError(msg(where, "pad_info", "a dict keyed by column names (str)", name))
+        if name not in cols:
+            raise RuntimeError(f"Invalid pad_info, column name: {name} does not exist in the columns {cols}.")
+        if spec is None:
+            spec = (None, None)
+        if not isinstance(spec, tuple) or len(spec) != 2:
+            raise TypeError(msg(where, f"pad_info['{name}']", "a tuple (pad_shape, pad_value)", spec))
+        shape, value = spec
+        if shape is not None:
+            if not isinstance(shape, list):
+                raise TypeError(f"Argument shape in pad_info with value {shape!r} is not of type [<class 'list'>], "
+                                f"but got {type(shape)}.")
+            for dim in shape:
+                if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool)):
+                    raise TypeError(msg(where, f"pad_info['{name}'] shape", "a list of ints or None", shape))
+                if dim is not None and not 1 <= dim <= _MAX_INT32:
+                    raise ValueError(f"Input dim of shape in pad_info is not within the required interval of "
+                                     f"[1, {_MAX_INT32}], got {shape}.")
+        if value is not None and not isinstance(value, (numbers.Number, str, bytes)):
+            raise TypeError(msg(where, f"pad_info['{name}'] pad value", "a number, a str or None", value))
+        pads[cols.index(name)] = (None if shape is None else list(shape), value)
+    return pads
 
 
 class ShuffleDataset(Dataset):

@@ -242,5 +242,5 @@ def test_1x_column_order_and_unknown_kwargs():
     assert d.batch(1, column_order=["b", "a"]).get_col_names() == ["b", "a"]
     with pytest.raises(TypeError, match="unexpected keyword"):
         d.map(lambda x: x, ["a"], bogus=1)
-    with pytest.raises(TypeError, match="pad_info"):
-        d.batch(1, pad_info={"a": ([2], 0)})
+    v = ds.NumpySlicesDataset({"a": [[1]], "b": [2]}, shuffle=False)
+    assert rows(v.batch(1, pad_info={"a": ([2], 0)})) == [([[1, 0]], [2])]  # 1.x pad_info: padded_batch

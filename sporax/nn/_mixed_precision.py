@@ -28,6 +28,7 @@ import numpy as np
 
 from sporax.common import dtype as mstype
 from sporax.common.tensor import Tensor
+from sporax.ops import _amp_scope
 
 __all__ = ["FLAG_TYPES", "apply_flags", "cast_floating", "run_construct"]
 
@@ -109,5 +110,7 @@ def run_construct(cell, args: tuple, kwargs: dict):
     dtype = cell.__dict__["_mixed_precision_type"]
     args = cast_floating(args, dtype)
     kwargs = cast_floating(kwargs, dtype)
-    with _cast_own_parameters(cell, dtype):
+    # a cell with its own compute dtype is not entered by O1's operator casting (MindSpore's
+    # rewrite skips it too): sporax.ops._amp_scope is suspended inside
+    with _cast_own_parameters(cell, dtype), _amp_scope.suspended():
         return type(cell).construct(cell, *args, **kwargs)

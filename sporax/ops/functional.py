@@ -11,6 +11,7 @@ import jax.numpy as jnp
 
 from sporax.common import _promotion
 from sporax.common.tensor import Tensor, unwrap
+from sporax.ops import _amp_scope
 
 __all__ = ["matmul", "add", "sub", "mul", "div", "reshape", "transpose", "cast", "ones", "zeros",
            "ones_like", "zeros_like", "fill", "reduce_sum", "sum", "mean", "square", "sqrt", "exp",
@@ -141,6 +142,7 @@ def abs(x) -> Tensor:  # noqa: A001 - MindSpore's name
     return _w(jnp.abs(unwrap(x)))
 
 
+@_amp_scope.as_primitive("ReLU")
 def relu(x) -> Tensor:
     return _w(jax.nn.relu(unwrap(x)))
 
@@ -181,12 +183,15 @@ def assign(variable, value):
 # ``ops.functional`` too, as in MindSpore.
 from sporax.ops.function import array_func as _array_func  # noqa: E402
 from sporax.ops.function import grad_func as _grad_func  # noqa: E402
+from sporax.ops.function import linalg_func as _linalg_func  # noqa: E402
 from sporax.ops.function import math_func as _math_func  # noqa: E402
 from sporax.ops.function import nn_func as _nn_func  # noqa: E402
 from sporax.ops.function.array_func import *  # noqa: E402,F403
 from sporax.ops.function.grad_func import *  # noqa: E402,F403
+from sporax.ops.function.linalg_func import *  # noqa: E402,F403
 from sporax.ops.function.math_func import *  # noqa: E402,F403
 from sporax.ops.function.nn_func import *  # noqa: E402,F403
 
 _INTERNAL = {"check_axis", "fill_value", "conv_nd"}
-__all__ += [n for n in (*_math_func.__all__, *_array_func.__all__, *_nn_func.__all__, *_grad_func.__all__) if n not in _INTERNAL]
+__all__ += [n for n in (*_math_func.__all__, *_array_func.__all__, *_nn_func.__all__, *_grad_func.__all__,
+                               *_linalg_func.__all__) if n not in _INTERNAL]

@@ -37,6 +37,14 @@ def _attr_text(value) -> str:
 class Primitive:
     """An operator object. Subclasses define ``__call__``; ``shard`` records a strategy."""
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        call = cls.__dict__.get("__call__")
+        if call is not None:  # the O1 white-list check (sporax.ops._amp_scope), once per class
+            from sporax.ops import _amp_scope
+
+            cls.__call__ = _amp_scope.hook_call(call)
+
     def __init__(self, name: str | None = None) -> None:
         self.name = name or type(self).__name__
         self.__dict__.setdefault("attrs", {})  # a second __init__ (from a registered one) keeps the attrs

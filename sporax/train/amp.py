@@ -5,8 +5,11 @@ Levels, as in MindSpore 2.10 (the per-cell casting itself is :meth:`Cell.to_floa
 
 - ``"O0"``: unchanged.
 - ``"O1"``: cells of the white list (``get_white_list()``: Dense, Conv, ...) compute in the low
-  precision type with their outputs cast back to float32; white-listed operator instances held as
-  cell attributes (``self.matmul = ops.MatMul()``) likewise.
+  precision type with their outputs cast back to float32; so do the white-listed Primitives
+  (MatMul, Conv2D, ReLU, ...) however the network's code calls them: cell attributes, inline
+  instances, or functional ops built on them (``ops.relu``, ``ops.conv2d``); ``x @ w``,
+  ``ops.matmul`` and other non-Primitive paths stay float32, as in MindSpore (one mechanism,
+  :mod:`sporax.ops._amp_scope`).
 - ``"O2"``: the whole network in the low precision type except the black list
   (``get_black_list()``: BatchNorm, LayerNorm), which computes in float32 with a low-precision
   output; the network's outputs are cast to float32.
@@ -29,6 +32,7 @@ from sporax.common import dtype as mstype
 from sporax.common._validation import msg
 from sporax.nn import _mixed_precision
 from sporax.nn.cell import Cell
+from sporax.ops import _amp_scope
 from sporax.train.loss_scale_manager import DynamicLossScaleManager, LossScaleManager
 
 __all__ = ["auto_mixed_precision", "custom_mixed_precision", "build_train_network", "get_white_list",
@@ -102,19 +106,25 @@ class _OutputTo16(_AmpWrapper):
         return _mixed_precision.cast_floating(self._backbone(*args, **kwargs), self.dtype)
 
 
-class _CastPrimitive:
-    """An operator instance computing on low-precision inputs with float32 outputs (O1)."""
+class _ScopedConstruct:
+    """An O1 network's ``construct``: the original one inside the white-list operator scope."""
 
-    def __init__(self, prim, dtype) -> None:
-        self.prim = prim
-        self.dtype = dtype
+    def __init__(self, cell: Cell, inner, white: tuple, dtype) -> None:
+        self.cell, self.inner, self.white, self.dtype = cell, inner, white, dtype
 
     def __call__(self, *args, **kwargs):
-        args = _mixed_precision.cast_floating(args, self.dtype)
-        return _mixed_precision.cast_floating(self.prim(*args, **kwargs), mstype.float32)
+        inner = self.inner if self.inner is not None else type(self.cell).construct.__get__(self.cell)
+        with _amp_scope.scope(self.white, self.dtype):
+            return inner(*args, **kwargs)
 
-    def __getattr__(self, name: str):
-        return getattr(self.__dict__["prim"], name)
+
+def _install_op_scope(network: Cell, white_prims: tuple, dtype) -> None:
+    """White-listed Primitives cast wherever ``network``'s construct calls them (see ``sporax.ops._amp_scope``)."""
+    d = network.__dict__
+    inner = d.get("construct")
+    if isinstance(inner, _ScopedConstruct):
+        inner = inner.inner
+    d["construct"] = _ScopedConstruct(network, inner, white_prims, dtype)
 
 
 def _check_dtype(dtype) -> None:
@@ -127,14 +137,7 @@ def _set_child(parent: Cell, name: str, child: Cell) -> None:
 
 
 def _white_list_pass(cell: Cell, white: tuple, dtype) -> None:
-    from sporax.ops.primitive import Primitive
-
     white_cells = tuple(c for c in white if issubclass(c, Cell))
-    white_prims = tuple(c for c in white if not issubclass(c, Cell))
-    if white_prims:
-        for key, value in list(cell.__dict__.items()):
-            if isinstance(value, Primitive) and isinstance(value, white_prims):
-                cell.__dict__[key] = _CastPrimitive(value, dtype)
     for name, sub in list(cell.name_cells().items()):
         if isinstance(sub, white_cells) and not _precision_set_by_user(sub):
             _set_child(cell, name, _OutputTo32(sub.to_float(dtype)))
@@ -158,6 +161,18 @@ def _black_list_pass(network: Cell, black: tuple, dtype) -> Cell:
     return network
 
 
+def _o1(network: Cell, white: tuple, dtype) -> Cell:
+    """O1 with ``white`` (Cell and Primitive classes): white cells cast at their boundary, white
+    Primitives at every call inside the network."""
+    if isinstance(network, tuple(c for c in white if issubclass(c, Cell))):
+        return _OutputTo32(network.to_float(dtype))
+    _white_list_pass(network, white, dtype)
+    white_prims = tuple(c for c in white if not issubclass(c, Cell))
+    if white_prims:
+        _install_op_scope(network, white_prims, dtype)
+    return network
+
+
 def auto_mixed_precision(network, amp_level: str = "O0", dtype=mstype.float16):
     """``network`` prepared for mixed precision at ``amp_level`` (see the module docstring).
 
@@ -170,9 +185,7 @@ def auto_mixed_precision(network, amp_level: str = "O0", dtype=mstype.float16):
     if amp_level == "O0":
         return network
     if amp_level == "O1":
-        _white_list_pass(network, tuple(get_white_list()), dtype)
-        if isinstance(network, tuple(c for c in get_white_list() if issubclass(c, Cell))):
-            network = _OutputTo32(network.to_float(dtype))
+        network = _o1(network, tuple(get_white_list()), dtype)
     elif amp_level == "O2":
         network = _OutputTo32(_black_list_pass(network, tuple(get_black_list()), dtype))
     elif amp_level == "O3":
@@ -210,8 +223,7 @@ def custom_mixed_precision(network, *, white_list=None, black_list=None, dtype=m
             allowed = "one of 'Cell' and 'Primitive'" if name == "white_list" else "one of 'Cell'"
             raise TypeError(f"The subclass of element in {name} should be {allowed}, but got {elem}")
     if white_list is not None:
-        _white_list_pass(network, tuple(white_list), dtype)
-        return network
+        return _o1(network, tuple(white_list), dtype)
     return _OutputTo32(_black_list_pass(network, tuple(black_list), dtype))
 
 

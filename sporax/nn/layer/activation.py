@@ -28,10 +28,15 @@ class _Elementwise(Cell):
 
 
 class ReLU(_Elementwise):
-    """``max(x, 0)`` elementwise."""
+    """``max(x, 0)`` elementwise (MindSpore's ``ReLU`` Primitive, so amp O1 casts it)."""
 
     def _fn(self, a):
         return jax.nn.relu(a)
+
+    def construct(self, x) -> Tensor:
+        from sporax.ops.functional import relu
+
+        return relu(x)
 
 
 class ReLU6(_Elementwise):

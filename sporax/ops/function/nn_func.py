@@ -7,11 +7,12 @@ import jax.numpy as jnp
 
 from sporax.common._validation import check_str_in, msg
 from sporax.common.tensor import Tensor
+from sporax.ops import _amp_scope
 from sporax.ops.function.math_func import kind, tensor_arg, unary
 
 __all__ = ["conv2d", "conv3d", "conv_nd", "bias_add", "binary_cross_entropy_with_logits",
            "sigmoid_cross_entropy_with_logits", "log_softmax", "gelu", "fast_gelu", "silu", "softplus", "softsign",
-           "mish", "selu", "elu", "relu6", "hardswish", "hardsigmoid", "leaky_relu", "l2_normalize"]
+           "mish", "selu", "elu", "relu6", "hardswish", "hardsigmoid", "leaky_relu", "l2_normalize", "prelu"]
 
 
 def _int_tuple(value, n: int, arg: str, where: str, minimum: int = 1) -> tuple:
@@ -79,9 +80,13 @@ def _functional_conv(n: int, where: str, input, weight, bias, stride, pad_mode, 
     if pad_mode != "pad" and any(v for p in pads for v in p):
         raise ValueError(f"For '{where}', the 'padding' should be 0 when 'pad_mode' is '{pad_mode}', but got "
                          f"{padding!r}.")
-    out = conv_nd(input, weight, _int_tuple(stride, n, "stride", where), pad_mode, pads,
+    out = _CONV_CORE[n](input, weight, _int_tuple(stride, n, "stride", where), pad_mode, pads,
                   _int_tuple(dilation, n, "dilation", where), groups, where)
     return out if bias is None else bias_add(out, bias)
+
+
+# the convolution without its bias is MindSpore's Conv2D/Conv3D Primitive (amp O1 casts it)
+_CONV_CORE = {2: _amp_scope.as_primitive("Conv2D")(conv_nd), 3: _amp_scope.as_primitive("Conv3D")(conv_nd)}
 
 
 def conv2d(input, weight, bias=None, stride=1, pad_mode: str = "valid", padding=0, dilation=1,  # noqa: A002
@@ -245,6 +250,25 @@ def hardsigmoid(input) -> Tensor:  # noqa: A002
 
 def leaky_relu(input, alpha: float = 0.2) -> Tensor:  # noqa: A002
     return unary(lambda a: jnp.where(a >= 0, a, a * alpha).astype(a.dtype), input, "LeakyReLU", "fi")
+
+
+@_amp_scope.as_primitive("PReLU")
+def prelu(x, weight) -> Tensor:
+    """``x`` where ``x > 0``, else ``weight * x``; ``weight`` (1-D) is per channel (axis 1) or one value."""
+    tensor_arg(x, "PReLU", "x")
+    tensor_arg(weight, "PReLU", "weight")
+    for arg, t in (("x", x), ("weight", weight)):
+        if t.dtype.np_dtype not in (jnp.float16, jnp.float32):
+            raise TypeError(f"For primitive[PReLU], the input argument[{arg}] must be a type of {{Float16, Float32}}, "
+                            f"but got {t.dtype}.")
+    a, w = x._jax(), weight._jax().reshape(-1)
+    channels = a.shape[1] if a.ndim >= 2 else 1
+    if w.shape[0] not in (1, channels):
+        raise ValueError(f"For 'PReLU', the 'weight' should have 1 or {channels} (channel) elements, but got "
+                         f"{w.shape[0]}.")
+    if a.ndim >= 2 and w.shape[0] == channels:
+        w = w.reshape((1, channels) + (1,) * (a.ndim - 2))
+    return Tensor._wrap(jnp.where(a > 0, a, a * w.astype(a.dtype)))
 
 
 def l2_normalize(x, axis=0, epsilon: float = 1e-4) -> Tensor:

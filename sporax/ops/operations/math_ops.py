@@ -128,6 +128,13 @@ class MatMul(Primitive):
         return F.matmul(Tensor._wrap(a), Tensor._wrap(b))
 
 
+class Ger(Primitive):
+    """``ops.Ger()(x1, x2)``: the outer product of two 1-D float Tensors (on amp O1's white list)."""
+
+    def __call__(self, x1, x2) -> Tensor:
+        return F.ger(x1, x2)
+
+
 class BatchMatMul(MatMul):
     """``ops.BatchMatMul(transpose_a=False, transpose_b=False)(x, y)``: matmul over the last two axes."""
 
@@ -258,6 +265,6 @@ class CumProd(_Cumulative):
     _fn = staticmethod(jnp.cumprod)
 
 
-__all__ = [*_UNARY, "Acos", "Sqrt", "Inv", *_BINARY, "Div", "AddN", "MatMul", "BatchMatMul", "ReduceSum",
+__all__ = [*_UNARY, "Acos", "Sqrt", "Inv", *_BINARY, "Div", "AddN", "MatMul", "BatchMatMul", "Ger", "ReduceSum",
            "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceAll", "ReduceAny", "Argmax", "Argmin",
            "ArgMaxWithValue", "ArgMinWithValue", "CumSum", "CumProd"]

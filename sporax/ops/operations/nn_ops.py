@@ -155,6 +155,13 @@ class ReLU(Primitive):
         return x.copy() if M.kind(x.dtype.np_dtype) == "b" else F.relu(x)
 
 
+class PReLU(Primitive):
+    """``ops.PReLU()(x, weight)``: :func:`sporax.ops.prelu` (on amp O1's white list)."""
+
+    def __call__(self, x, weight) -> Tensor:
+        return F.prelu(x, weight)
+
+
 class Sigmoid(Primitive):
     """``ops.Sigmoid()(x)``: ``1 / (1 + exp(-x))`` for float Tensors."""
 
@@ -237,6 +244,6 @@ class L2Normalize(Primitive):
         return N.l2_normalize(x, self.axis, self.epsilon)
 
 
-__all__ = ["Conv2D", "Conv3D", "BiasAdd", "Softmax", "LogSoftmax", "ReLU", "Sigmoid", "ReLU6", "GeLU", "FastGeLU",
+__all__ = ["PReLU", "Conv2D", "Conv3D", "BiasAdd", "Softmax", "LogSoftmax", "ReLU", "Sigmoid", "ReLU6", "GeLU", "FastGeLU",
            "HSwish", "HSigmoid", "Softplus", "Softsign", "Mish", "SeLU", "SiLU", "Elu",
            "SigmoidCrossEntropyWithLogits", "BCEWithLogitsLoss", "L2Loss", "L2Normalize", *_optim_all]

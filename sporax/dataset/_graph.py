@@ -256,3 +256,62 @@ class PerBatch:
         names = [self.out_names[j] if src else self.names[j] for src, j in self.out_layout]
         pads = self.pads or [None] * len(names)
         return tuple(stack_column(list(v), name, pad) for v, name, pad in zip(row, names, pads))
+
+
+class BufferShuffleIterDataset(grain.IterDataset):
+    """``Dataset.shuffle(buffer_size)`` over a stream, as MindSpore does it: a buffer of ``buffer_size``
+    rows; each output is a random row of the buffer, whose place the next input row takes.
+
+    Grain has a window shuffle (``WindowShuffleIterDataset``: fill a window, emit all of it
+    permuted) but no such buffer: with a window a row never leaves its window of
+    ``buffer_size`` rows, while with MindSpore's buffer a row moves ahead by at most
+    ``buffer_size - 1`` places and may be held back any number of places.
+    """
+
+    def __init__(self, parent, buffer_size: int, seed: int) -> None:
+        super().__init__(parent)
+        self.buffer_size, self.seed = buffer_size, seed
+
+    def __iter__(self):
+        return _BufferShuffleIterator(self._parent.__iter__(), self.buffer_size, self.seed)
+
+    def __str__(self) -> str:
+        return f"BufferShuffleIterDataset(buffer_size={self.buffer_size})"
+
+
+class _BufferShuffleIterator(grain.DatasetIterator):
+    _DRAWS = 1024  # uniform draws made at a time
+
+    def __init__(self, parent, buffer_size: int, seed: int) -> None:
+        super().__init__(parent)
+        self._size, self._rng = buffer_size, np.random.default_rng(seed)
+        self._buf: list = []
+        self._u, self._k = None, self._DRAWS
+        self._exhausted = False
+        self._emitted = 0
+
+    def __next__(self):
+        buf = self._buf
+        while not self._exhausted and len(buf) < self._size:
+            try:
+                buf.append(next(self._parent))
+            except StopIteration:
+                self._exhausted = True
+        if not buf:
+            raise StopIteration
+        if self._k == self._DRAWS:
+            self._u, self._k = self._rng.random(self._DRAWS), 0
+        j = int(self._u[self._k] * len(buf))
+        self._k += 1
+        row = buf[j]
+        buf[j] = buf[-1]
+        buf.pop()
+        self._emitted += 1
+        return row
+
+    def get_state(self):
+        return {"emitted": self._emitted}
+
+    def set_state(self, state):
+        raise RuntimeError("Dataset.shuffle with a buffer smaller than the dataset cannot resume from a saved "
+                           "position; restart the epoch.")

@@ -8,7 +8,8 @@ that moment, so ``ms.set_seed(s)`` before iterating gives the same order in ever
 Operation          Grain transformation
 ``map``            ``MapDataset.map_with_index`` / ``IterDataset.map`` (``random_map`` seeding per row)
 ``batch``          ``.batch(batch_fn=...)`` (+ a map for ``per_batch_map``)
-``shuffle``        ``MapDataset.shuffle`` (a fresh permutation per epoch) / ``WindowShuffleIterDataset``
+``shuffle``        a shuffle buffer over the stream (``BufferShuffleIterDataset``); a per-epoch
+                   permutation (``select_from_datasets``) when the buffer holds every row
 ``repeat``         ``MapDataset.repeat`` / ``RepeatIterDataset``
 ``take``/``skip``  ``slice`` / ``LimitIterDataset`` / ``filter``
 ``zip``/``concat`` ``ZipMapDataset`` / ``MapDataset.concatenate`` (and their IterDataset twins)
@@ -197,13 +198,19 @@ class Dataset:
     def get_dataset_size(self) -> int:
         """Rows (batches after ``batch``) per epoch; counted by one pass when not known up front."""
         if self._size_cache is None:
-            g = self._build(_BuildCtx(seed=config.get_seed()))
-            if isinstance(g, grain.MapDataset):
-                n = len(g)
-                self._size_cache = -1 if n == _graph._INFINITE else n
-            else:
-                self._size_cache = sum(1 for _ in self.create_tuple_iterator(num_epochs=1, output_numpy=True))
+            n = self._static_size()
+            if n is None:
+                n = sum(1 for _ in self.create_tuple_iterator(num_epochs=1, output_numpy=True))
+            self._size_cache = -1 if n == _graph._INFINITE else n
         return self._size_cache
+
+    def _static_size(self):
+        """Rows per epoch if known without reading them (``_graph._INFINITE``: endless), else None."""
+        g = self._build(_BuildCtx(seed=config.get_seed()))
+        return len(g) if isinstance(g, grain.MapDataset) else None
+
+    def _child_size(self):
+        return self.children[0]._static_size()
 
     def _first_row(self):
         it = self.create_tuple_iterator(num_epochs=1, output_numpy=True)
@@ -285,6 +292,9 @@ class MapDataset(Dataset):
                            len(self.output_columns), n, ctx.node_seed(per_epoch=n is None), self._random)
         return g.map_with_index(fn) if n is not None else g.map(fn)
 
+    def _static_size(self):
+        return self._child_size()
+
 
 class BatchDataset(Dataset):
     """``Dataset.batch``."""
@@ -328,6 +338,12 @@ class BatchDataset(Dataset):
                              self._pads)
         return g.map_with_index(fn) if n is not None else g.map(fn)
 
+    def _static_size(self):
+        n = self._child_size()
+        if n is None or n == _graph._INFINITE:
+            return n
+        return n // self.batch_size if self.drop_remainder else -(-n // self.batch_size)
+
 
 def _pad_spec(pad_info, cols, where: str):
     """``pad_info`` as one ``(shape, value)`` or None per column (None everywhere without pad_info)."""
@@ -364,8 +380,14 @@ def _pad_spec(pad_info, cols, where: str):
 
 
 class ShuffleDataset(Dataset):
-    """``Dataset.shuffle``: a global per-epoch permutation where rows are random-access (a buffer of
-    ``buffer_size`` >= the dataset size gives the same), else a window shuffle of ``buffer_size``."""
+    """``Dataset.shuffle``: MindSpore's shuffle buffer of ``buffer_size`` rows, a new order every epoch.
+
+    Rows that stay random-access and fit the buffer (``buffer_size >= `` the dataset size) get a
+    full per-epoch permutation instead (:class:`sporax.dataset.samplers.EpochOrder`): a buffer
+    holding every row emits a uniform random permutation too, and the result keeps random
+    access (exact length, worker processes per batch). Otherwise the rows stream through
+    :class:`sporax.dataset._graph.BufferShuffleIterDataset`.
+    """
 
     def __init__(self, child, buffer_size) -> None:
         super().__init__([child])
@@ -378,11 +400,15 @@ class ShuffleDataset(Dataset):
         self._col_names = child.get_col_names()
 
     def _build(self, ctx):
+        from sporax.dataset.samplers import EpochOrder, _Permutation
+
         g = self.children[0]._build(ctx)
-        if isinstance(g, grain.MapDataset):
-            return g.shuffle(seed=ctx.node_seed())
-        return grain.experimental.WindowShuffleIterDataset(g, window_size=self.buffer_size,
-                                                          seed=ctx.node_seed(per_epoch=True))
+        if isinstance(g, grain.MapDataset) and self.buffer_size >= len(g):
+            return EpochOrder.select(g, _Permutation(np.arange(len(g)), ctx.node_seed()))
+        return _graph.BufferShuffleIterDataset(to_iter(g, ctx), self.buffer_size, ctx.node_seed(per_epoch=True))
+
+    def _static_size(self):
+        return self._child_size()
 
 
 def _count(count, where: str, allow_all: bool) -> int:
@@ -412,6 +438,12 @@ class RepeatDataset(Dataset):
             return g.repeat(times) if len(g) != _graph._INFINITE else g
         return grain.experimental.RepeatIterDataset(g, num_epochs=times)
 
+    def _static_size(self):
+        n = self._child_size()
+        if n is None or n == _graph._INFINITE:
+            return n
+        return _graph._INFINITE if self.count == -1 else n * self.count
+
 
 class TakeDataset(Dataset):
     """``Dataset.take``."""
@@ -431,6 +463,10 @@ class TakeDataset(Dataset):
             return g.filter(_graph.SkipFirst(_graph._INFINITE))
         return grain.experimental.LimitIterDataset(g, count=self.count)
 
+    def _static_size(self):
+        n = self._child_size()
+        return n if n is None or self.count == -1 else min(n, self.count)
+
 
 class SkipDataset(Dataset):
     """``Dataset.skip``."""
@@ -446,6 +482,10 @@ class SkipDataset(Dataset):
             return g.slice(slice(self.count, None))
         return g.filter(_graph.SkipFirst(self.count))
 
+    def _static_size(self):
+        n = self._child_size()
+        return n if n is None or n == _graph._INFINITE else max(0, n - self.count)
+
 
 class ProjectDataset(Dataset):
     """``Dataset.project``."""
@@ -457,6 +497,9 @@ class ProjectDataset(Dataset):
 
     def _build(self, ctx):
         return self.children[0]._build(ctx).map(_graph.Select(self._idx))
+
+    def _static_size(self):
+        return self._child_size()
 
 
 class RenameDataset(Dataset):
@@ -477,6 +520,9 @@ class RenameDataset(Dataset):
 
     def _build(self, ctx):
         return self.children[0]._build(ctx)
+
+    def _static_size(self):
+        return self._child_size()
 
 
 class ZipDataset(Dataset):

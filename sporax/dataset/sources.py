@@ -176,11 +176,13 @@ class GeneratorDataset(MappableDataset):
         ctx.sliceable = False
         return _IterableSource(self.source, self._col_names, self._types, "GeneratorDataset", self.num_samples)
 
-    def get_dataset_size(self) -> int:
-        if not self.random_access and self._size_cache is None and hasattr(self.source, "__len__"):
+    def _static_size(self):
+        if not self.random_access:
+            if not hasattr(self.source, "__len__"):
+                return None
             n = len(self.source)
-            self._size_cache = n if self.num_samples is None else min(n, self.num_samples)
-        return super().get_dataset_size()
+            return n if self.num_samples is None else min(n, self.num_samples)
+        return super()._static_size()
 
 
 class _Slices:

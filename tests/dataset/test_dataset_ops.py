@@ -1,5 +1,9 @@
 """Sources, operations, iterators and metadata of mindspore.dataset, through the public API."""
 
+import collections
+import json
+import os
+
 import numpy as np
 import pytest
 
@@ -165,14 +169,46 @@ def test_shuffle_differs_per_epoch_and_repeats_per_iterator():
 
 # ------------------------------------------------------------------ samplers and shards
 @pytest.mark.parametrize("shuffle", [False, True])
-@pytest.mark.parametrize("n", [12, 10])
-def test_shards_disjoint_and_covering(n, shuffle):
+@pytest.mark.parametrize("k", [3, 4])
+def test_shards_disjoint_and_covering(k, shuffle):
+    """Every element exactly once over all shards (a count that the shards divide, as MindSpore pads otherwise)."""
     seen = []
-    for shard in range(3):
-        d = ds.GeneratorDataset(Src(n), ["a", "b"], shuffle=shuffle, num_shards=3, shard_id=shard)
-        seen += [r[0][0] for r in rows(d)]
-        assert d.get_dataset_size() == len(range(shard, n, 3))
-    assert sorted(seen) == list(range(n))
+    for shard in range(k):
+        d = ds.GeneratorDataset(Src(12), ["a", "b"], shuffle=shuffle, num_shards=k, shard_id=shard)
+        got = [r[0][0] for r in rows(d)]
+        assert d.get_dataset_size() == len(got) == 12 // k
+        assert shuffle or got == list(range(shard, 12, k))  # unshuffled: shard s reads s, s + k, ...
+        seen += got
+    assert sorted(seen) == list(range(12))
+
+
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "shards_ms210.json")) as f:
+    SHARDS = json.load(f)
+
+
+@pytest.mark.parametrize("case", SHARDS, ids=[f"n{c['n']}k{c['k']}{'s' if c['shuffle'] else ''}"
+                                              f"{'' if c['offset'] is None else 'o'}{c['num_samples'] or ''}"
+                                              for c in SHARDS])
+def test_shards_match_mindspore(case):
+    """MindSpore 2.10's shard sizes and rows (fixtures/make_shard_golden.py): shards are padded by
+    wrapping to ceil(n / k) rows, so when k does not divide n some rows are read twice per epoch."""
+    n, k = case["n"], case["k"]
+    got = []
+    for s in range(k):
+        if case["offset"] is None:
+            d = ds.GeneratorDataset(Src(n), ["a", "b"], shuffle=case["shuffle"], num_shards=k, shard_id=s,
+                                    num_samples=case["num_samples"])
+        else:
+            d = ds.GeneratorDataset(Src(n), ["a", "b"],
+                                    sampler=ds.DistributedSampler(k, s, shuffle=False, offset=case["offset"]))
+        got.append({"size": d.get_dataset_size(), "rows": [r[0][0] for r in rows(d)]})
+    if not case["shuffle"]:
+        assert got == case["shards"]
+    else:  # MindSpore's permutation is its own; the sizes and how often each row is read are the same
+        assert [g["size"] for g in got] == [c["size"] for c in case["shards"]]
+        def counts(shards):
+            return sorted(collections.Counter(v for c in shards for v in c["rows"]).values())
+        assert counts(got) == counts(case["shards"]) and {v for g in got for v in g["rows"]} == set(range(n))
 
 
 def test_samplers():

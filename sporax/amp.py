@@ -14,7 +14,7 @@ training loops, the loss scalers::
     loss, grads = grad_fn(x, y)
     loss, grads = scaler.unscale(loss), scaler.unscale(grads)
     finite = amp.all_finite(grads)
-    if finite:              # eagerly (PYNATIVE_MODE); under @jit branch with ops instead
+    if finite:              # also inside @jit / GRAPH_MODE (sporax.common._branching)
         opt(grads)
     scaler.adjust(finite)
 

@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sporax import context as _context
-from sporax.common import _binding, _rng
+from sporax.common import _binding, _branching, _rng
 from sporax.common._random_state import key_state
 from sporax.common.parameter import Parameter
 from sporax.common.tensor import Tensor, is_donatable, mark_donatable
@@ -173,12 +173,17 @@ def _build(fn, state: list, template: list, treedef, dyn: list, readonly: bool, 
     values = _binding.materialize(state)
     entry.avals = _avals(values)
 
-    def probe(vals, dyn_in):
+    def run_once(vals, dyn_in):
         with _binding.bind(state, vals, kind="jit"):
             args, kwargs = _rebuild_args(template, treedef, dyn_in)
-            fn(*args, **kwargs)
+            out = fn(*args, **kwargs)
             new = _binding.read_values(state)
-        written.extend(i for i, (n, v) in enumerate(zip(new, vals)) if n is not v)
+        return out, new
+
+    def probe(vals, dyn_in):
+        for _, (_, new) in _branching.run_paths(lambda: run_once(vals, dyn_in)):
+            written.extend(i for i, (n, v) in enumerate(zip(new, vals)) if n is not v and i not in written)
+        written.sort()
         return 0
 
     written: list = []
@@ -202,10 +207,10 @@ def _build(fn, state: list, template: list, treedef, dyn: list, readonly: bool, 
             vals[i] = v
         for i, v in zip(r_idx, rv):
             vals[i] = v
-        with _binding.bind(state, vals, kind="jit"):
-            args, kwargs = _rebuild_args(template, treedef, dyn_in)
-            out = fn(*args, **kwargs)
-            new = _binding.read_values(state)
+        paths = _branching.run_paths(lambda: run_once(vals, dyn_in))
+        out, new = paths[0][1]
+        if len(paths) > 1:  # Python control flow on traced Tensors: select per value
+            out, new = _select_paths(paths, state)
         for i in r_idx:
             if new[i] is not vals[i] and not readonly:
                 raise RuntimeError(
@@ -220,6 +225,28 @@ def _build(fn, state: list, template: list, treedef, dyn: list, readonly: bool, 
 
     entry.jitted = jax.jit(pure, donate_argnums=(0,), **(jit_options or {}))
     return entry
+
+
+def _select_paths(paths: list, state: list) -> tuple:
+    """One (outputs, new state) from the decision paths of a trace (see ``sporax.common._branching``)."""
+    preds, values = [], []
+    first_tree = first_kinds = None
+    for pred, (out, new) in paths:
+        out_dyn, tree, kinds = _split_out(out)
+        if first_tree is None:
+            first_tree, first_kinds = tree, kinds
+        elif tree != first_tree or [k if k in (_T, _A) else ("s", k[1]) for k in kinds] != [
+                k if k in (_T, _A) else ("s", k[1]) for k in first_kinds]:
+            raise TypeError("The branches of a Python 'if' on a Tensor return different structures "
+                            f"({first_tree} vs {tree}); both branches must return the same, as in MindSpore's "
+                            "graph mode.")
+        preds.append(pred)
+        values.append(list(out_dyn) + [jnp.asarray(v) if not isinstance(v, jax.core.Tracer) else v for v in new])
+    n_out = len(values[0]) - len(state)
+    names = [f"output {j}" for j in range(n_out)] + [_binding._describe(p) for p in state]
+    chosen = _branching.select(preds, values, names)
+    out = first_tree.unflatten(_fill(first_kinds, chosen[:n_out]))
+    return out, chosen[n_out:]
 
 
 def _conform(param, value, aval):

@@ -358,7 +358,12 @@ class Tensor:
         return self.asnumpy().tolist()
 
     def __bool__(self) -> bool:
-        return bool(self._materialized())
+        v = self._materialized()
+        if isinstance(v, jax.core.Tracer):  # `if tensor:` while compiling: sporax.common._branching
+            from sporax.common import _branching
+
+            return _branching.decide(v)
+        return bool(v)
 
     def __int__(self) -> int:
         return int(self._materialized())

@@ -4,16 +4,23 @@ and the share of a ``Model.train`` epoch spent waiting for data. One run, side b
 Pipeline: a random-access source of 28x28x1 uint8 images -> Rescale(1/255) -> Normalize(0.1307,
 0.3081) -> HWC2CHW -> batch 128, read for one epoch as numpy batches:
 
-* sporax      ``GeneratorDataset(...).map([...], num_parallel_workers=W).batch(128)``
-* grain       ``grain.MapDataset.source(...).map(f).batch(128)`` with the same numpy ops; W=1:
-              ``to_iter_dataset`` with one read thread, W=2: ``mp_prefetch`` with 2 worker processes
-              (what sporax builds for ``num_parallel_workers=2, python_multiprocessing=True``)
+* sporax      ``GeneratorDataset(...).map([...], num_parallel_workers=W).batch(128)`` (the maps run
+              inside the batch, vectorized: see ``sporax.dataset._graph.FusedBatch``)
+* sporax/row  the same with a Python identity callable added to the map: transforms row by row
+* grain       ``grain.MapDataset.source(...).map(f).batch(128)`` with the same numpy ops per row, as
+              the Grain docs write a pipeline; W=1: ``to_iter_dataset`` with one read thread, W=2:
+              ``mp_prefetch`` with 2 worker processes (what sporax builds for
+              ``num_parallel_workers=2, python_multiprocessing=True``)
+* grain/batch ``grain.MapDataset.source(...).batch(128).map(g)``: the same ops once per batch, the
+              fastest way to write it in Grain (a fair upper reference for sporax's vectorized path)
 * numpy       a Python loop over the rows, ops in numpy, ``np.stack`` per batch (one process)
 
 Throughput is timed from the first batch (worker start-up is reported separately), best of
-``--repeat`` epochs. The Model.train figure trains a 784-128-10 MLP (GRAPH_MODE) on the same
-pipeline (+ TypeCast of the labels) and reports, for the second epoch, the time between one
-step's end and the next step's start (waiting for the next batch) over the epoch time. Usage::
+``--repeat`` epochs, the variants interleaved so that load from other jobs hits all alike. The
+Model.train figure trains a 784-128-10 MLP (GRAPH_MODE) on the same pipeline (shuffled, +
+TypeCast of the labels) and reports, for the second epoch, the time between one step's end and
+the next step's start (waiting for the next batch) over the epoch time, next to the time the
+pipeline alone takes for an epoch and the time of the steps alone. Usage::
 
     python benchmarks/bench_dataset.py [--n 8192] [--repeat 3] [--skip-workers]
 """
@@ -65,6 +72,13 @@ def stack(rows):
     return tuple(np.stack(c) for c in zip(*rows))
 
 
+def numpy_batch(batch):
+    img, label = batch
+    x = img.astype(np.float32) * np.float32(1 / 255)
+    x = (x - np.float32(MEAN)) / np.float32(STD)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), label
+
+
 def time_epoch(make_iter):
     """(start-up seconds, images/s after the first batch) of one epoch."""
     t0 = time.perf_counter()
@@ -82,18 +96,26 @@ def time_epoch(make_iter):
     return t1 - t0, (n - len(first[0])) / (t2 - t1)
 
 
-def sporax_iter(src, workers):
+def identity(x):
+    return x
+
+
+def sporax_iter(src, workers, per_row=False):
     def make():
         d = ds.GeneratorDataset(src, ["image", "label"], shuffle=False)
-        d = d.map([vision.Rescale(1 / 255, 0.0), vision.Normalize([MEAN], [STD]), vision.HWC2CHW()], "image",
-                  num_parallel_workers=workers, python_multiprocessing=workers > 1)
+        ops = [vision.Rescale(1 / 255, 0.0), vision.Normalize([MEAN], [STD]), vision.HWC2CHW()]
+        d = d.map(ops + [identity] if per_row else ops, "image", num_parallel_workers=workers,
+                  python_multiprocessing=workers > 1)
         return iter(d.batch(BATCH).create_tuple_iterator(num_epochs=1, output_numpy=True))
     return make
 
 
-def grain_iter(src, workers):
+def grain_iter(src, workers, per_batch=False):
     def make():
-        g = grain.MapDataset.source(src).map(numpy_row).batch(BATCH, batch_fn=stack)
+        if per_batch:
+            g = grain.MapDataset.source(src).batch(BATCH, batch_fn=stack).map(numpy_batch)
+        else:
+            g = grain.MapDataset.source(src).map(numpy_row).batch(BATCH, batch_fn=stack)
         if workers > 1:
             from absl import flags
 
@@ -121,7 +143,7 @@ def best(make, repeat):
     return min(r[0] for r in runs), max(r[1] for r in runs)
 
 
-def model_wait_share(src) -> tuple[float, float, int]:
+def model_wait_share(src, repeat: int) -> dict:
     from sporax import nn
     from sporax.train import Callback, Model
 
@@ -153,16 +175,38 @@ def model_wait_share(src) -> tuple[float, float, int]:
         def on_train_epoch_end(self, rc):
             self.epoch_t = time.perf_counter() - self.t0
 
+    def pipeline():
+        d = ds.GeneratorDataset(src, ["image", "label"], shuffle=True)
+        d = d.map([vision.Rescale(1 / 255, 0.0), vision.Normalize([MEAN], [STD]), vision.HWC2CHW()], "image")
+        return d.map(T.TypeCast(ms.int32), "label").batch(BATCH, drop_remainder=True)
+
     ms.set_context(mode=ms.GRAPH_MODE)
-    d = ds.GeneratorDataset(src, ["image", "label"], shuffle=True)
-    d = d.map([vision.Rescale(1 / 255, 0.0), vision.Normalize([MEAN], [STD]), vision.HWC2CHW()], "image")
-    d = d.map(T.TypeCast(ms.int32), "label").batch(BATCH, drop_remainder=True)
     net = MLP()
     model = Model(net, nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean"),
                   nn.Momentum(net.trainable_params(), 0.01, 0.9))
-    w = Wait()
-    model.train(2, d, callbacks=[w])
-    return w.wait, w.epoch_t, d.get_dataset_size()
+    out = {"wait": [], "epoch": [], "data": [], "steps": []}
+    batches = [(ms.Tensor(x), ms.Tensor(y)) for x, y in pipeline().create_tuple_iterator(num_epochs=1)]
+    train_step = model._train_network if hasattr(model, "_train_network") else None
+    for _ in range(repeat):  # interleaved: the epoch, the pipeline alone, the steps alone
+        d, w = pipeline(), Wait()
+        model.train(2, d, callbacks=[w])
+        out["wait"].append(w.wait)
+        out["epoch"].append(w.epoch_t)
+        t0 = time.perf_counter()
+        for _ in d.create_tuple_iterator(num_epochs=1):
+            pass
+        out["data"].append(time.perf_counter() - t0)
+        if train_step is not None:
+            t0 = time.perf_counter()
+            for x, y in batches:
+                loss = train_step(x, y)
+            loss.asnumpy()
+            out["steps"].append(time.perf_counter() - t0)
+    best = {k: min(v) for k, v in out.items() if v}
+    i = out["epoch"].index(best["epoch"])
+    best["share"] = out["wait"][i] / out["epoch"][i]
+    best["wait"], best["n"] = out["wait"][i], len(batches)
+    return best
 
 
 def main() -> None:
@@ -173,24 +217,32 @@ def main() -> None:
     args = ap.parse_args()
     src = Images(args.n)
     print(f"pipeline: {args.n} images 28x28x1 -> Rescale -> Normalize -> HWC2CHW -> batch {BATCH} "
-          f"(machine shared with other jobs: figures are noisy)")
-    print(f"{'workers':>7} {'sporax img/s':>13} {'grain img/s':>12} {'numpy img/s':>12} {'sporax/grain':>13} "
-          f"{'sporax/numpy':>13} {'start-up s (sporax/grain)':>27}")
-    np_rate = best(numpy_iter(src), args.repeat)[1]
+          f"(machine shared with other jobs: figures are noisy; ratios are of interleaved runs)")
+    print(f"{'workers':>7} {'sporax':>8} {'sporax/row':>10} {'grain':>8} {'grain/batch':>11} {'numpy':>8}  "
+          f"{'sporax/grain':>12} {'row/grain':>9} {'sporax/grain-batch':>18}  start-up s (sporax/grain)")
     for workers in (1, 2):
         if workers > 1 and args.skip_workers:
             continue
         rep = args.repeat if workers == 1 else max(1, args.repeat // 2)
-        runs = {"sporax": [], "grain": []}
-        for _ in range(rep):  # interleaved, so that load from other jobs hits both alike
-            runs["sporax"].append(time_epoch(sporax_iter(src, workers)))
-            runs["grain"].append(time_epoch(grain_iter(src, workers)))
-        (s_up, s_rate), (g_up, g_rate) = ((min(r[0] for r in v), max(r[1] for r in v)) for v in runs.values())
-        print(f"{workers:>7} {s_rate:>13.0f} {g_rate:>12.0f} {np_rate:>12.0f} {s_rate / g_rate:>12.2f}x "
-              f"{s_rate / np_rate:>12.2f}x {s_up:>13.2f} / {g_up:<11.2f}")
-    wait, epoch_t, steps = model_wait_share(src)
-    print(f"Model.train (MLP 784-128-10, GRAPH_MODE, {steps} steps of {BATCH}): epoch {epoch_t * 1000:.0f} ms, "
-          f"waiting for data {wait * 1000:.0f} ms = {100 * wait / epoch_t:.1f}% of the epoch")
+        makers = {"sporax": sporax_iter(src, workers), "row": sporax_iter(src, workers, per_row=True),
+                  "grain": grain_iter(src, workers), "gbatch": grain_iter(src, workers, per_batch=True)}
+        if workers == 1:
+            makers["numpy"] = numpy_iter(src)
+        runs = {k: [] for k in makers}
+        for _ in range(rep):  # interleaved, so that load from other jobs hits all alike
+            for k, make in makers.items():
+                runs[k].append(time_epoch(make))
+        up = {k: min(r[0] for r in v) for k, v in runs.items()}
+        rate = {k: max(r[1] for r in v) for k, v in runs.items()}
+        np_rate = f"{rate['numpy']:>8.0f}" if "numpy" in rate else f"{'-':>8}"
+        print(f"{workers:>7} {rate['sporax']:>8.0f} {rate['row']:>10.0f} {rate['grain']:>8.0f} {rate['gbatch']:>11.0f} "
+              f"{np_rate}  {rate['sporax'] / rate['grain']:>11.2f}x {rate['row'] / rate['grain']:>8.2f}x "
+              f"{rate['sporax'] / rate['gbatch']:>17.2f}x  {up['sporax']:.2f} / {up['grain']:.2f}")
+    r = model_wait_share(src, args.repeat)
+    steps = f", the {r['n']} steps alone {r['steps'] * 1000:.0f} ms" if "steps" in r else ""
+    print(f"Model.train (MLP 784-128-10, GRAPH_MODE, {r['n']} steps of {BATCH}): epoch {r['epoch'] * 1000:.0f} ms, "
+          f"waiting for data {r['wait'] * 1000:.0f} ms = {100 * r['share']:.1f}% of the epoch; the pipeline alone "
+          f"{r['data'] * 1000:.0f} ms{steps}")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,16 @@ class MapRow:
         self._chain = None
         if len(in_idx) == 1 and out_count == 1 and all(isinstance(op, _OneToOne) for op in ops):
             self._chain = [op._apply1 for op in ops]
+        # ... and over a whole batch at once, where each transform is elementwise per row.
+        self.batchable = self._chain is not None and not random and all(
+            getattr(type(op), "_apply_batch", None) is not None for op in ops)
+
+    def apply_batch(self, cols: list) -> list:
+        """This map on stacked columns (``batchable`` maps only): the same values as per row, then stacked."""
+        x = cols[self.in_idx[0]]
+        for op in self.ops:
+            x = op._apply_batch(x, None)
+        return [x if src else cols[j] for src, j in self.out_layout]
 
     def __call__(self, index, row=None):
         if row is None:  # IterDataset.map: no index, count rows instead
@@ -109,11 +119,62 @@ class MapRow:
 class Select:
     """Keep the columns at ``idx`` (``project``), in that order."""
 
+    batchable = True
+
     def __init__(self, idx) -> None:
         self.idx = tuple(idx)
 
     def __call__(self, row):
         return tuple(row[i] for i in self.idx)
+
+    def apply_batch(self, cols: list) -> list:
+        return [cols[i] for i in self.idx]
+
+
+class FusedBatch:
+    """``batch`` with the maps/projects right below it, on one batch of random-access rows.
+
+    Called with the batch's index and its rows as read from the source (a list of tuples).
+    When every step is batchable (elementwise transforms of one column, no padding), the
+    columns are stacked first and each transform runs once on the batch; values are those of
+    the per-row path, since each transform treats every row alike. Otherwise, or when that
+    fails (rows of different shapes or dtypes, a bad input), the steps run row by row with the
+    same row indices (per-row seeds, error messages) as ``map`` nodes of their own would see.
+    """
+
+    def __init__(self, steps, in_names, out_names, pads, n: int, batch_size: int, drop_remainder: bool) -> None:
+        self.steps = [s for s in steps if s is not None]
+        self.in_count, self.stack = len(in_names), StackRows(out_names, pads)
+        self.n, self.batch_size = n, batch_size
+        self.per_epoch = n // batch_size if drop_remainder else -(-n // batch_size)
+        self.vector = all(s.batchable for s in self.steps) and all(p is None for p in self.stack.pads)
+
+    def __call__(self, index, rows):
+        if self.vector and rows:
+            out = self._vectorized(rows)
+            if out is not None:
+                return out
+        epoch, b = divmod(index, self.per_epoch) if self.per_epoch else (0, 0)
+        start = epoch * self.n + b * self.batch_size
+        for step in self.steps:
+            if isinstance(step, MapRow):
+                rows = [step(start + k, r) for k, r in enumerate(rows)]
+            else:
+                rows = [step(r) for r in rows]
+        return self.stack(rows)
+
+    def _vectorized(self, rows):
+        for c in range(self.in_count):  # rows of a column must share one dtype to be cast alike
+            dt = getattr(rows[0][c], "dtype", None)
+            if dt is None or any(getattr(r[c], "dtype", None) != dt for r in rows):
+                return None
+        try:
+            cols = [np.stack([r[c] for r in rows]) for c in range(self.in_count)]
+            for step in self.steps:
+                cols = step.apply_batch(cols)
+        except Exception:  # the per-row path gives the result or the error that names the row
+            return None
+        return tuple(cols)
 
 
 class Flatten:

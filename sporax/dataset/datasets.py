@@ -285,12 +285,20 @@ class MapDataset(Dataset):
         self._random = any(getattr(op, "random", False) for op in self.operations)
 
     def _build(self, ctx):
-        g = self.children[0]._build(ctx)
+        return self._apply_to(self.children[0]._build(ctx), ctx)
+
+    def _row_fn(self, g, ctx) -> _graph.MapRow:
         ctx.workers(self.num_parallel_workers, self.python_multiprocessing)
         n = len(g) if isinstance(g, grain.MapDataset) else None
-        fn = _graph.MapRow(self.operations, self._in_idx, self._layout, self.input_columns,
-                           len(self.output_columns), n, ctx.node_seed(per_epoch=n is None), self._random)
-        return g.map_with_index(fn) if n is not None else g.map(fn)
+        return _graph.MapRow(self.operations, self._in_idx, self._layout, self.input_columns,
+                             len(self.output_columns), n, ctx.node_seed(per_epoch=n is None), self._random)
+
+    def _apply_to(self, g, ctx):
+        fn = self._row_fn(g, ctx)
+        return g.map_with_index(fn) if isinstance(g, grain.MapDataset) else g.map(fn)
+
+    def _fused_step(self, g, ctx):
+        return self._row_fn(g, ctx)
 
     def _static_size(self):
         return self._child_size()
@@ -326,7 +334,22 @@ class BatchDataset(Dataset):
         self._pads = _pad_spec(pad_info, cols if per_batch_map is None else self._col_names, where)
 
     def _build(self, ctx):
-        g = self.children[0]._build(ctx)
+        # The maps (and projects/renames) right below a batch over random-access rows run inside
+        # the batch, per batch: one Grain element per batch instead of a Grain map per row and
+        # column, the transforms vectorized over the batch where they are elementwise.
+        chain, base = [], self.children[0]
+        while self.per_batch_map is None and isinstance(base, (MapDataset, ProjectDataset, RenameDataset)):
+            chain.append(base)
+            base = base.children[0]
+        g = base._build(ctx)
+        if chain and isinstance(g, grain.MapDataset) and len(g) != _graph._INFINITE:
+            steps = [node._fused_step(g, ctx) for node in reversed(chain)]
+            ctx.workers(self.num_parallel_workers, self.python_multiprocessing)
+            fn = _graph.FusedBatch(steps, base.get_col_names(), self.children[0].get_col_names(), self._pads,
+                                   len(g), self.batch_size, self.drop_remainder)
+            return g.batch(self.batch_size, drop_remainder=self.drop_remainder, batch_fn=list).map_with_index(fn)
+        for node in reversed(chain):
+            g = node._apply_to(g, ctx)
         ctx.workers(self.num_parallel_workers, self.python_multiprocessing)
         names = self.children[0].get_col_names()
         if self.per_batch_map is None:
@@ -496,7 +519,13 @@ class ProjectDataset(Dataset):
         self._idx = child._column_index(self._col_names, "project")
 
     def _build(self, ctx):
-        return self.children[0]._build(ctx).map(_graph.Select(self._idx))
+        return self._apply_to(self.children[0]._build(ctx), ctx)
+
+    def _apply_to(self, g, ctx):
+        return g.map(_graph.Select(self._idx))
+
+    def _fused_step(self, g, ctx):
+        return _graph.Select(self._idx)
 
     def _static_size(self):
         return self._child_size()
@@ -520,6 +549,12 @@ class RenameDataset(Dataset):
 
     def _build(self, ctx):
         return self.children[0]._build(ctx)
+
+    def _apply_to(self, g, ctx):
+        return g
+
+    def _fused_step(self, g, ctx):
+        return None
 
     def _static_size(self):
         return self._child_size()

@@ -111,6 +111,9 @@ class TypeCast(_OneToOne):
     def _apply1(self, x, rng):
         return np.asarray(x).astype(self.data_type)
 
+    def _apply_batch(self, x, rng=None):
+        return x.astype(self.data_type)
+
 
 class Compose(TensorOperation):
     """Apply ``transforms`` in order as one transform."""

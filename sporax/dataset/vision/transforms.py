@@ -151,6 +151,8 @@ class Rescale(_OneToOne):
             out += np.float32(self.shift)
         return out
 
+    _apply_batch = _apply1  # elementwise: a batch of rows at once (x[0] is a row)
+
 
 class Normalize(_OneToOne):
     """``(x - mean) / std`` per channel, in float32; channels last unless ``is_hwc=False``."""
@@ -195,6 +197,22 @@ class Normalize(_OneToOne):
         out /= self._std[:, None, None]
         return out
 
+    def _apply_batch(self, x, rng=None):
+        """``_apply1`` on a stack of rows (axis 0): the same operations, so the same values row by row."""
+        x = np.asarray(x, dtype=np.float32)
+        c = len(self.mean)
+        if x.ndim == 3 and c == 1:  # <H, W> rows
+            return (x - self._mean[0]) / self._std[0]
+        if x.ndim != 4 or x.shape[-1 if self.is_hwc else 1] != c:
+            raise ValueError("not a batch of images this Normalize takes")  # the per-row path names the error
+        if self.is_hwc:
+            mean, std = (self._mean[0], self._std[0]) if c == 1 else (self._mean, self._std)
+        else:
+            mean, std = self._mean[:, None, None], self._std[:, None, None]
+        out = np.subtract(x, mean)
+        out /= std
+        return out
+
 
 class HWC2CHW(_OneToOne):
     """Transpose an <H, W, C> image to <C, H, W> (a <H, W> image is returned unchanged)."""
@@ -206,6 +224,13 @@ class HWC2CHW(_OneToOne):
         if x.ndim != 3:
             raise RuntimeError(f"HWC2CHW: the input should have shape <H, W, C> or <H, W>, but got {x.shape}.")
         return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+    def _apply_batch(self, x, rng=None):
+        if x.ndim == 3:
+            return x
+        if x.ndim != 4:
+            raise ValueError("not a batch of images")
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
 class CenterCrop(_OneToOne):

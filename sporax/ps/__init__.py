@@ -14,11 +14,21 @@ Roles and clusters: :mod:`sporax.ps.cluster`. The worker step: :mod:`sporax.ps.w
 The embedding cache: :mod:`sporax.ps.cache`. Faults (idempotent versioned pushes,
 snapshots and restarts, worker replacement, dead servers): :mod:`sporax.ps.server`.
 
-Embedding tables (``EmbeddingLookup(sparse=True)``) are updated row-sparse: a step changes
-only the rows it looked up (each with the optimizer's own update rule, like MindSpore's
-sparse optimizers and ``use_lazy`` Adam). For SGD this equals dense local training exactly;
-for optimizers with momentum-like state, rows that get no gradient in a step keep their state
-instead of decaying it. Dense server parameters are updated exactly as locally.
+Embedding tables (``EmbeddingLookup(sparse=True)``) move only the rows a step looks up, and
+are updated as MindSpore's parameter-server optimizers update them
+(:func:`sporax.ps._apply.rows_only`): a lazy optimizer (``Adam(use_lazy=True)``, MindSpore's
+``SparseApplyLazyAdam``; ``FTRL``; ``ProximalAdagrad``) changes only the looked-up rows and
+their state; any other one (``Adam``, MindSpore's ``SparseApplyAdam``, which decays every
+row's moments; ``Momentum``; ...) updates every row each step, with a zero gradient for the
+rows not looked up, so training equals dense local training. Dense server parameters are
+updated exactly as locally.
+
+Several workers may each keep an embedding cache: each step the workers announce their ids
+to the servers, a row that more than one worker looks up is updated on its server (read
+directly, gradients pushed and averaged), and a row held in one worker's cache that another
+worker needs is given back first; a row only one worker uses may stay in that worker's cache,
+updated there with its share of the averaged gradient. The result equals training without
+caches. ``pull_parameters`` is then collective: every worker calls it at the same step.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import numpy as np
 from sporax.common import _binding
 from sporax.common.tensor import Tensor
 
-__all__ = ["RowStore", "state_params", "step_optimizer", "bucket"]
+__all__ = ["RowStore", "state_params", "step_optimizer", "bucket", "rows_only"]
 
 
 class RowStore:
@@ -67,6 +67,31 @@ def state_params(opt) -> dict:
     return out
 
 
+def rows_only(opt) -> bool:
+    """True when a step of ``opt`` on a row-sparse table updates only the rows that got gradients.
+
+    MindSpore's parameter-server optimizers decide this: ``Adam(use_lazy=True)`` runs
+    ``SparseApplyLazyAdam`` and ``FTRL`` / ``ProximalAdagrad`` run ``SparseApplyFtrl`` /
+    ``SparseApplyProximalAdagrad``, which touch only the looked-up rows; ``Adam`` (not lazy)
+    runs ``SparseApplyAdam``, which decays the moments of *every* row and moves every row
+    (dense Adam), and ``Momentum`` runs the dense ``ApplyMomentum``. sporax follows that: a
+    lazy optimizer updates rows only; any other one updates the whole table every step (rows
+    without a gradient get a zero gradient), exactly as dense local training does. SGD without
+    momentum or weight decay and Adagrad without weight decay leave a row with a zero gradient
+    unchanged, so for them the row-only update is the dense one, and is taken.
+    """
+    from sporax.nn.optim.ada_grad import FTRL, Adagrad, ProximalAdagrad
+    from sporax.nn.optim.sgd import SGD
+
+    if getattr(opt, "use_lazy", False) or isinstance(opt, (FTRL, ProximalAdagrad)):
+        return True
+    if getattr(opt, "exec_weight_decay", True):
+        return False
+    if isinstance(opt, SGD):
+        return float(np.asarray(opt.momentum._jax())) == 0.0
+    return type(opt) is Adagrad
+
+
 def _pad(rows: np.ndarray, n: int) -> np.ndarray:
     if rows.shape[0] == n:
         return rows
@@ -75,9 +100,11 @@ def _pad(rows: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def step_optimizer(opt, dense: dict, rows: dict) -> None:
+def step_optimizer(opt, dense: dict, rows: dict, whole: bool = False) -> None:
     """Run one step of ``opt``: ``dense`` maps parameter names to full gradients; ``rows`` maps
     a table's name to ``(store, positions, row_grads)`` (positions into the store, unique).
+    With ``whole`` every row of each store is updated (the rows not in ``positions`` with a zero
+    gradient: see :func:`rows_only`), else only the rows at ``positions``.
 
     Every other parameter of ``opt`` gets ``None`` (untouched). The step counter and other
     shared state (Adam's beta powers, ...) advance once, as in local training.
@@ -93,15 +120,22 @@ def step_optimizer(opt, dense: dict, rows: dict) -> None:
             grads.append(Tensor._wrap(dense[p.name]))
         elif p.name in rows:
             store, pos, g = rows[p.name]
-            k = len(pos)
-            n = bucket(k)
             bound.append(p)
-            arrays.append(_pad(store.values[pos], n))
-            for q in states[p.name]:
-                bound.append(q)
-                arrays.append(_pad(store.states[q.name][pos], n))
-            grads.append(Tensor._wrap(_pad(np.asarray(g, store.values.dtype), n)))
-            views.append((p, store, pos, k, len(states[p.name])))
+            if whole:
+                full = np.zeros_like(store.values)
+                full[pos] = g
+                arrays.append(store.values)
+                arrays.extend(store.states[q.name] for q in states[p.name])
+                grads.append(Tensor._wrap(full))
+                views.append((p, store, slice(None), None, len(states[p.name])))
+            else:
+                k = len(pos)
+                n = bucket(k)
+                arrays.append(_pad(store.values[pos], n))
+                arrays.extend(_pad(store.states[q.name][pos], n) for q in states[p.name])
+                grads.append(Tensor._wrap(_pad(np.asarray(g, store.values.dtype), n)))
+                views.append((p, store, pos, k, len(states[p.name])))
+            bound.extend(states[p.name])
         else:
             grads.append(None)
             skipped.append(p)

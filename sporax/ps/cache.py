@@ -61,12 +61,20 @@ class EmbeddingCache:
         if name not in self.store.states:
             self.store.states[name] = np.zeros((self.capacity, self.dim), self.store.values.dtype)
 
-    def prepare(self, ids: np.ndarray, counts: np.ndarray) -> Prepared:
-        """Assign slots for the sorted unique ``ids`` of one step (``counts``: lookups per id)."""
+    def prepare(self, ids: np.ndarray, counts: np.ndarray, exclude: np.ndarray | None = None,
+                evict_all: bool = False) -> Prepared:
+        """Assign slots for the sorted unique ``ids`` of one step (``counts``: lookups per id).
+
+        ``exclude`` (a mask over ``ids``, none of them cached): ids that another worker also
+        looks up this step, read directly instead of cached. ``evict_all``: write back every
+        evicted row, not only updated ones (several workers: the server then knows it is no
+        longer held here).
+        """
         self.step += 1
         slots = self.slot_of[ids] if self.capacity else np.full(len(ids), -1, np.int64)
         hit = slots >= 0
-        miss = np.flatnonzero(~hit)
+        miss = np.flatnonzero(~hit & ~exclude) if exclude is not None else np.flatnonzero(~hit)
+        n_excluded = int(exclude.sum()) if exclude is not None else 0
         in_use = np.zeros(self.capacity, bool)
         in_use[slots[hit]] = True
         free = np.flatnonzero(self.id_of < 0)
@@ -77,7 +85,7 @@ class EmbeddingCache:
             order = self._victim_order(candidates)
             chosen = np.concatenate([chosen, candidates[order[: n_take - len(chosen)]]])
         victims = chosen[self.id_of[chosen] >= 0]
-        dirty = victims[self.dirty[victims]]
+        dirty = victims if evict_all else victims[self.dirty[victims]]
         evicted = (self.id_of[dirty].copy(), self.store.values[dirty].copy(),
                    {k: v[dirty].copy() for k, v in self.store.states.items()})
         self.slot_of[self.id_of[victims]] = -1
@@ -95,7 +103,8 @@ class EmbeddingCache:
         lookups = int(counts.sum())
         self.last = {
             "lookups": lookups, "lookup_hits": int(counts[hit].sum()), "unique": len(ids),
-            "unique_hits": int(hit.sum()), "fallback": int(len(miss) - n_take), "evictions": int(len(victims)),
+            "unique_hits": int(hit.sum()), "fallback": int(len(miss) - n_take + n_excluded),
+            "evictions": int(len(victims)),
             "writebacks": int(len(dirty)),
         }
         for k, v in self.last.items():
@@ -113,6 +122,24 @@ class EmbeddingCache:
         for k, v in states.items():
             self.add_state(k, None)
             self.store.states[k][slots] = v
+
+    def drop(self, ids: np.ndarray) -> tuple:
+        """Remove the cached ones of ``ids`` from the cache: their (ids, values, states), by id."""
+        ids = np.asarray(ids, np.int64)
+        ids = np.sort(ids[self.slot_of[ids] >= 0])
+        slots = self.slot_of[ids]
+        out = (ids, self.store.values[slots].copy(), {k: v[slots].copy() for k, v in self.store.states.items()})
+        self.slot_of[ids] = -1
+        self.id_of[slots] = -1
+        self.dirty[slots] = False
+        self.last_used[slots] = -1
+        self.uses[slots] = 0
+        return out
+
+    def cached_ids(self, lo: int, hi: int) -> np.ndarray:
+        """The cached ids in ``[lo, hi)``, sorted."""
+        ids = self.id_of[self.id_of >= 0]
+        return np.sort(ids[(ids >= lo) & (ids < hi)])
 
     def dirty_rows(self) -> tuple:
         """(ids, values, states) of every row updated since it was loaded or written back; marks them clean."""

@@ -67,6 +67,15 @@ class ParameterServer:
         self.applied_steps = 0
         self.finished: set = set()
         self.spec = None
+        self.whole = False  # update every row of a table each step (see sporax.ps._apply.rows_only)
+        # Worker caches (several workers): which worker holds each row's master copy (-1: this
+        # server), rows asked back from their holder and not yet returned, and this step's
+        # announced ids and the answers computed from them.
+        self.owner: dict = {}  # table name -> int array over this server's rows
+        self.owed: dict = {}  # table name -> bool array over this server's rows
+        self.announced: dict = {}  # worker -> {table name: ids} of step self.step
+        self.answers: dict = {}  # worker -> {table name: (shared ids, ids to give back)}
+        self.flushed: dict = {}  # worker -> the step at which it last wrote back all its cached rows
 
     # ------------------------------------------------------------------ registration
     def register(self, spec: dict) -> dict:
@@ -90,7 +99,10 @@ class ParameterServer:
 
         self.spec = spec
         self.n_workers = spec["n_workers"]
+        from sporax.ps._apply import rows_only
+
         self.opt = cloudpickle.loads(spec["optimizer"])
+        self.whole = not rows_only(self.opt)
         states = state_params(self.opt)
         by_name = {p.name: p for p in self.opt._parameters}
         for piece in spec["pieces"]:
@@ -104,6 +116,8 @@ class ParameterServer:
             }
             if piece["row_sparse"]:
                 self.tables[name] = (RowStore(window, state_windows), piece["row_start"])
+                self.owner[name] = np.full(len(window), -1, np.int32)
+                self.owed[name] = np.zeros(len(window), bool)
             else:
                 p.set_data(_tensor(_readonly(window)), slice_shape=True)
                 for q in states[name]:
@@ -149,19 +163,109 @@ class ParameterServer:
             info["dense"] = {n: np.asarray(self.dense[n][0]._value) for n in dense}
             return info
 
-    def pull_rows(self, rows: dict, state_rows: dict) -> dict:
+    def pull_rows(self, rows: dict, state_rows: dict, worker: int | None = None, timeout: float = 0.0) -> dict:
         """Read rows by global id: ``rows`` values only (direct reads), ``state_rows`` values and
-        optimizer state (rows a worker loads into its cache, which then holds their master copy)."""
+        optimizer state (rows ``worker`` loads into its cache, which then holds their master copy).
+
+        A row that another worker's cache was asked to give back (see :meth:`announce`) is read
+        once it has been returned (waiting at most ``timeout`` seconds).
+        """
         with self.cond:
+            if self.n_workers > 1 and (rows or state_rows):
+                error = self._wait_returned([*rows.items(), *state_rows.items()], timeout)
+                if error:
+                    return {**self._info(), "error": error}
             out, out_state = {}, {}
             for name, ids in rows.items():
                 store, start = self.tables[name]
-                out[name] = store.values[np.asarray(ids, np.int64) - start]
+                out[name] = store.values[ids - start if start else ids]
             for name, ids in state_rows.items():
                 store, start = self.tables[name]
                 local = np.asarray(ids, np.int64) - start
                 out_state[name] = (store.values[local], {k: v[local] for k, v in store.states.items()})
+                if worker is not None:
+                    self.owner[name][local] = worker
             return {**self._info(), "rows": out, "state_rows": out_state}
+
+    def _wait_returned(self, requests: list, timeout: float) -> str | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            waiting = [(name, ids) for name, ids in requests
+                       if len(ids) and self.owed[name][np.asarray(ids, np.int64) - self.tables[name][1]].any()]
+            if not waiting:
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return (f"timed out after {timeout:.1f}s waiting for a worker's cache to give back rows of "
+                        f"{sorted(n for n, _ in waiting)}")
+            self.cond.wait(left)
+
+    # ------------------------------------------------------------------ worker caches (several workers)
+    def announce(self, worker: int, step: int, ids: dict, timeout: float, incarnation: str | None = None) -> dict:
+        """``worker``'s unique ids of step ``step`` per cached table (this server's rows); waits
+        until every worker has announced, then answers ``{table: (shared, give_back)}``:
+
+        * ``shared``: this worker's ids that another worker also looks up this step. Their
+          update needs every worker's gradient, so it happens here: the worker reads them
+          directly and pushes their gradients (they are not cached this step).
+        * ``give_back``: rows this worker's cache holds that another worker looks up this step;
+          the worker returns them now (:meth:`give_back`) and drops them from its cache.
+
+        The other ids are this worker's alone this step: its cache may hold and update them.
+        """
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            if incarnation is not None and incarnation != self.incarnation:
+                return self._info()
+            if step != self.step:
+                return {**self._info(), "error": f"announce for step {step} but this server is at step {self.step}"}
+            self.announced[worker] = ids
+            if len(self.announced) >= self.n_workers and not self.answers:
+                self._answer()
+                self.cond.notify_all()
+            while not self.answers:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    missing = sorted(set(range(self.n_workers)) - set(self.announced))
+                    return {**self._info(), "error": f"timed out after {timeout:.1f}s waiting for workers {missing} "
+                            f"to announce the ids of step {step}"}
+                self.cond.wait(left)
+            return {**self._info(), "answer": self.answers.get(worker, {})}
+
+    def _answer(self) -> None:
+        answers: dict = {w: {} for w in self.announced}
+        for name, (store, start) in self.tables.items():
+            per = {w: np.asarray(a[name], np.int64) - start for w, a in self.announced.items() if name in a}
+            if not per:
+                continue
+            touched = np.zeros(len(store.values), np.int32)
+            last = np.full(len(store.values), -1, np.int32)
+            for w, local in per.items():
+                touched[local] += 1
+                last[local] = w
+            owner = self.owner[name]
+            for w in answers:
+                local = per.get(w, np.zeros(0, np.int64))
+                shared = local[touched[local] > 1]
+                held = np.flatnonzero(owner == w)
+                wanted = held[(touched[held] > 1) | ((touched[held] == 1) & (last[held] != w))]
+                owner[wanted] = -1
+                self.owed[name][wanted] = True
+                answers[w][name] = (shared + start, wanted + start)
+        self.answers = answers
+
+    def give_back(self, worker: int, name: str, asked, ids, values, states: dict) -> dict:
+        """``worker`` returns rows its cache held (``ids``: the ``asked`` rows it still had, with
+        their values and optimizer state); every ``asked`` row is this server's again."""
+        with self.cond:
+            store, start = self.tables[name]
+            local = np.asarray(ids, np.int64) - start
+            store.values[local] = values
+            for k, v in states.items():
+                store.states[k][local] = v
+            self.owed[name][np.asarray(asked, np.int64) - start] = False
+            self.cond.notify_all()
+            return self._info()
 
     def push(self, worker: int, step: int, payload: dict) -> dict:
         """Store ``worker``'s step-``step`` message: ``{"dense": {name: grad}, "rows": {name: (ids, grads)},
@@ -195,13 +299,15 @@ class ParameterServer:
 
         payloads = [self.pending[w] for w in sorted(self.pending)]
         n = float(self.n_workers)
-        for pl in payloads:
+        for w, pl in zip(sorted(self.pending), payloads):
             for name, (ids, values, states) in pl.get("writeback", {}).items():
                 store, start = self.tables[name]
                 local = np.asarray(ids, np.int64) - start
                 store.values[local] = values
                 for k, v in states.items():
                     store.states[k][local] = v
+                owner = self.owner[name]
+                owner[local[owner[local] == w]] = -1  # evicted from that worker's cache: ours again
         dense = {}
         for name in self.dense:
             parts = [pl["dense"][name] for pl in payloads if name in pl.get("dense", {})]
@@ -211,6 +317,9 @@ class ParameterServer:
         for name, (store, start) in self.tables.items():
             parts = [pl["rows"][name] for pl in payloads if name in pl.get("rows", {})]
             if not parts:
+                if self.whole:  # every row moves each step, with a zero gradient here
+                    rows[name] = (store, np.zeros(0, np.int64), np.zeros((0,) + store.values.shape[1:],
+                                                                          store.values.dtype))
                 continue
             ids = np.concatenate([np.asarray(i, np.int64) for i, _ in parts])
             grads = np.concatenate([np.asarray(g) for _, g in parts])
@@ -218,18 +327,42 @@ class ParameterServer:
             summed = np.zeros((len(uniq),) + grads.shape[1:], grads.dtype)
             np.add.at(summed, inverse, grads)
             rows[name] = (store, uniq - start, summed / np.asarray(n, grads.dtype))
-        step_optimizer(self.opt, dense, rows)
+        kept = []
+        if self.whole:  # rows held in a worker's cache are updated there: leave them as they are
+            for name, (store, _, _) in rows.items():
+                held = np.flatnonzero(self.owner[name] >= 0)
+                if len(held):
+                    kept.append((store, held, store.values[held], {k: v[held] for k, v in store.states.items()}))
+        step_optimizer(self.opt, dense, rows, whole=self.whole)
+        for store, held, values, states in kept:
+            store.values[held] = values
+            for k, v in states.items():
+                store.states[k][held] = v
         self.step += 1
         self.applied_steps += 1
         self.pending = {}
         self.committed = set()
+        self.announced = {}
+        self.answers = {}
         if self.snapshot_steps and self.snapshot_path and self.step % self.snapshot_steps == 0:
             self._snapshot()
 
     # ------------------------------------------------------------------ reading and writing whole values
-    def read(self, names: list) -> dict:
-        """This server's blocks of ``names``: ``{name: (row_start, values)}`` (for pulling weights)."""
+    def read(self, names: list, step: int | None = None, timeout: float = 0.0) -> dict:
+        """This server's blocks of ``names``: ``{name: (row_start, values)}`` (for pulling weights).
+
+        With ``step`` (several workers with caches), first wait until every worker has written
+        back its cached rows at that step (:meth:`write_rows` with ``flush_step``).
+        """
+        deadline = time.monotonic() + timeout
         with self.cond:
+            while step is not None and any(self.flushed.get(w, -1) < step for w in range(self.n_workers)):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    missing = [w for w in range(self.n_workers) if self.flushed.get(w, -1) < step]
+                    return {"error": f"timed out after {timeout:.1f}s waiting for workers {missing} to write back "
+                            f"their cached rows at step {step} (every worker calls pull_parameters)"}
+                self.cond.wait(left)
             out = {}
             for name in names:
                 if name in self.tables:
@@ -240,14 +373,23 @@ class ParameterServer:
                     out[name] = (start, np.asarray(p._value))
             return out
 
-    def write_rows(self, name: str, ids, values, states: dict) -> dict:
-        """Overwrite rows (and their optimizer state) now: a worker's cache flushing its dirty rows."""
+    def write_rows(self, name: str | None, ids, values, states: dict, worker: int | None = None,
+                   flush_step: int | None = None, release: bool = False) -> dict:
+        """Overwrite rows (and their optimizer state) now: a worker's cache flushing its dirty rows
+        (``flush_step``: all of them, at that step); ``release``: it no longer holds them."""
         with self.cond:
-            store, start = self.tables[name]
-            local = np.asarray(ids, np.int64) - start
-            store.values[local] = values
-            for k, v in states.items():
-                store.states[k][local] = v
+            if name is not None:
+                store, start = self.tables[name]
+                local = np.asarray(ids, np.int64) - start
+                store.values[local] = values
+                for k, v in states.items():
+                    store.states[k][local] = v
+                if release and worker is not None:
+                    owner = self.owner[name]
+                    owner[local[owner[local] == worker]] = -1
+            if flush_step is not None and worker is not None:
+                self.flushed[worker] = max(flush_step, self.flushed.get(worker, -1))
+                self.cond.notify_all()
             return self._info()
 
     def finish(self, worker: int) -> dict:

@@ -31,7 +31,7 @@ from sporax import context
 from sporax.common import _binding
 from sporax.common.tensor import Tensor
 from sporax.ps import cluster
-from sporax.ps._apply import bucket, state_params
+from sporax.ps._apply import bucket, rows_only, state_params
 from sporax.ps._placement import place, split_rows
 
 __all__ = ["Runtime", "runtime", "train_step", "current_step", "pull_parameters", "shutdown", "cache_stats"]
@@ -74,9 +74,20 @@ class Runtime:
         """Run ``[(server, method, args)]`` concurrently; retry a restarting server until the timeout."""
         ray = self.ray
         deadline = time.monotonic() + self.timeout
-        results: list = [None] * len(calls)
+        servers = self.servers
+        first = [getattr(servers[k], method).remote(*args) for k, method, args in calls]
+        try:  # the common case: one ray.get for every reply, no per-call bookkeeping
+            results = ray.get(first, timeout=self.timeout + 5.0)
+        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
+            results = None
+        if results is not None:
+            for k, r in enumerate(results):
+                if type(r) is dict and "error" in r:
+                    raise self._fail(calls[k][0], "refused the step", r["error"])
+            return results
+        results = [None] * len(calls)
         todo = list(range(len(calls)))
-        refs = {i: getattr(self.servers[calls[i][0]], calls[i][1]).remote(*calls[i][2]) for i in todo}
+        refs = dict(enumerate(first))
         while todo:
             retry = []
             for i in todo:
@@ -143,9 +154,8 @@ def _at_exit() -> None:  # pragma: no cover - process exit
     if rt is None or not rt.ray.is_initialized():  # Ray already shut down: never auto-connect at exit
         _RUNTIME.pop("rt", None)
         return
-    if True:  # tell the servers this worker finished; embedded: stop them
-        with contextlib.suppress(Exception):
-            shutdown(cluster.started_here())
+    with contextlib.suppress(Exception):  # tell the servers this worker finished; embedded: stop them
+        shutdown(cluster.started_here())
 
 
 # ---------------------------------------------------------------------------------- one training cell
@@ -180,13 +190,11 @@ class _Plan:
                     continue
                 table_ids.add(id(c.embedding_table))
                 pieces = place(c.embedding_table.name, tuple(c.embedding_table.shape), rt.n_servers, True)
-                if c._ps_cache is not None and rt.n_workers > 1:
-                    raise ValueError(
-                        f"For 'EmbeddingLookup', 'vocab_cache_size' > 0 (table '{c.embedding_table.name}') holds the "
-                        f"master copy of cached rows on one worker, so it needs MS_WORKER_NUM=1, but got "
-                        f"{rt.n_workers}; use vocab_cache_size=0 with several workers."
-                    )
                 self.tables.append(_Table(c, c.embedding_table, pieces))
+        # Several workers with caches: each step's ids are announced to the servers, which say
+        # which rows another worker also uses (updated on the server) and which cached rows to give back.
+        self.shared_caches = rt.n_workers > 1 and any(t.cache is not None for t in self.tables)
+        self.whole = not rows_only(self.opt)  # the optimizer moves every row of a table each step
         self.dense = [p for p in ps if id(p) not in table_ids]
         self.local = [p for p in weights if not p.is_param_ps]
         self.pieces = {p.name: place(p.name, tuple(p.shape), rt.n_servers, False) for p in self.dense}
@@ -202,6 +210,7 @@ class _Plan:
         self.incarnation: dict = {}
         self.snapshot_step: dict = {}
         self.stand_ins: dict = {}
+        self.to_return: set = set()  # restarted servers whose cached rows this worker gives back
         self._register()
         rt.plans.append(self)
 
@@ -258,6 +267,7 @@ class _Plan:
                                     "(set_ps_context(snapshot_steps=N, snapshot_path=DIR) makes it resume)")
             self.incarnation[k] = info["incarnation"]
             self._replay(k, info["step"])
+            self.to_return.add(k)  # it no longer knows which rows the caches hold: give them back (sync)
             replayed = True
         self._trim_log()
         return replayed
@@ -279,6 +289,51 @@ class _Plan:
         for s in [s for s in self.log if s < keep]:
             del self.log[s]
 
+    def _return_cached(self, k: int) -> None:
+        """Write back and drop every row of server ``k``'s blocks that this worker's caches hold."""
+        calls = []
+        for t in self.tables:
+            if t.cache is None:
+                continue
+            for piece in t.pieces:
+                if piece.server == k:
+                    ids, values, states = t.cache.drop(t.cache.cached_ids(piece.row_start, piece.row_stop))
+                    calls.append((k, "write_rows", (t.param.name, ids, values, states, self.rt.worker, None, True)))
+        if calls:
+            self.rt.call_all(calls)
+
+    def announce(self) -> dict | None:
+        """Several workers with caches: tell every server this step's ids of its cached tables, and
+        give back the cached rows another worker needs. ``{table: ids read directly}``, or None when
+        a server restarted (the step is then redone from :meth:`sync`)."""
+        rt = self.rt
+        per_server: dict = {k: {} for k in range(rt.n_servers)}
+        for t in self.tables:
+            if t.cache is None or not t.layer._ps_ids:
+                continue
+            ids = np.unique(np.concatenate([c.reshape(-1) for c in t.layer._ps_ids]).astype(np.int64))
+            for piece, pos in split_rows(t.pieces, ids):
+                per_server[piece.server][t.param.name] = ids[pos]
+            for piece in t.pieces:
+                per_server[piece.server].setdefault(t.param.name, ids[:0])
+        infos = rt.call_all([(k, "announce", (rt.worker, self.step, per_server[k], rt.timeout, self.incarnation[k]))
+                             for k in range(rt.n_servers)])
+        if any("answer" not in info for info in infos):
+            return None
+        shared: dict = {}
+        backs = []
+        by_name = {t.param.name: t for t in self.tables}
+        for k, info in enumerate(infos):
+            for name, (sh, back) in info["answer"].items():
+                shared.setdefault(name, []).append(np.asarray(sh, np.int64))
+                if len(back):
+                    ids, values, states = by_name[name].cache.drop(back)
+                    backs.append((k, "give_back", (rt.worker, name, back, ids, values, states)))
+                    rt.bytes["push"] += values.nbytes + sum(v.nbytes for v in states.values())
+        if backs:
+            rt.call_all(backs)
+        return {name: np.concatenate(parts) for name, parts in shared.items()}
+
     def sync(self) -> None:
         """Commit the previous step, wait for this one, and pull the dense server parameters."""
         rt = self.rt
@@ -292,6 +347,9 @@ class _Plan:
             if not self._check_restarts(infos):
                 break
         self.uncommitted = None
+        for k in sorted(self.to_return):  # the server is at this step again: hand back the rows it lost track of
+            self._return_cached(k)
+        self.to_return.clear()
         for p in self.dense:
             parts = sorted((pc.row_start, infos[pc.server]["dense"][p.name]) for pc in self.pieces[p.name])
             full = parts[0][1] if len(parts) == 1 else np.concatenate([v for _, v in parts])
@@ -303,16 +361,19 @@ class _Plan:
     def finish(self) -> None:
         """Write back every dirty cache row and commit the last step (end of training, or before reading weights)."""
         rt = self.rt
+        flush_step = self.step if self.shared_caches else None
+        calls = []
         for t in self.tables:
             if t.cache is None:
                 continue
             ids, values, states = t.cache.dirty_rows()
-            if len(ids):
-                calls = []
-                for piece, pos in split_rows(t.pieces, ids):
-                    calls.append((piece.server, "write_rows",
-                                  (t.param.name, ids[pos], values[pos], {n: v[pos] for n, v in states.items()})))
-                rt.call_all(calls)
+            for piece, pos in split_rows(t.pieces, ids):
+                calls.append((piece.server, "write_rows", (t.param.name, ids[pos], values[pos],
+                                                          {n: v[pos] for n, v in states.items()}, rt.worker)))
+        if flush_step is not None:  # every server learns that this worker's rows are written back at this step
+            calls.extend((k, "write_rows", (None, None, None, {}, rt.worker, flush_step)) for k in range(rt.n_servers))
+        if calls:
+            rt.call_all(calls)
         if self.uncommitted is not None:
             rt.call_all([(k, "commit", (rt.worker, self.uncommitted)) for k in range(rt.n_servers)])
             self.uncommitted = None
@@ -390,8 +451,11 @@ def _discover(plan: _Plan, inputs: tuple) -> None:
             t.calls = len(t.layer._ps_ids)
 
 
-def _gather_rows(plan: _Plan) -> list:
-    """Per table: (unique ids, counts, Prepared or None, working array, positions per call)."""
+def _gather_rows(plan: _Plan, shared: dict | None = None) -> list:
+    """Per table: (unique ids, counts, Prepared or None, working array, positions per call).
+
+    ``shared``: per cached table, the ids another worker also looks up this step (read directly).
+    """
     rt = plan.rt
     prepared = []
     rows_req: dict = {}
@@ -404,7 +468,10 @@ def _gather_rows(plan: _Plan) -> list:
         flat = np.concatenate([c.reshape(-1) for c in calls]).astype(np.int64)
         ids, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
         if t.cache is not None:
-            prep = t.cache.prepare(ids, counts)
+            exclude = None
+            if shared is not None:
+                exclude = np.isin(ids, shared.get(t.param.name, ids[:0]), assume_unique=True)
+            prep = t.cache.prepare(ids, counts, exclude, evict_all=plan.shared_caches)
             fallback = ids[prep.slots < 0]
             load = prep.load_ids
         else:
@@ -415,7 +482,8 @@ def _gather_rows(plan: _Plan) -> list:
             state_req.setdefault(piece.server, {})[t.param.name] = np.sort(load)[pos]
         prepared.append((t, ids, inverse, counts, prep, fallback, calls))
     servers = sorted(set(rows_req) | set(state_req))
-    replies = rt.call_all([(k, "pull_rows", (rows_req.get(k, {}), state_req.get(k, {}))) for k in servers])
+    replies = rt.call_all([(k, "pull_rows", (rows_req.get(k, {}), state_req.get(k, {}), rt.worker, rt.timeout))
+                           for k in servers])
     got = dict(zip(servers, replies))
     out = []
     for item in prepared:
@@ -470,9 +538,13 @@ def train_step(cell, inputs: tuple):
     plan = _plan_of(cell)
     rt = plan.rt
     t_step = plan.step
-    plan.sync()
-    _discover(plan, inputs)
-    rows = _gather_rows(plan)
+    while True:
+        plan.sync()
+        _discover(plan, inputs)
+        shared = plan.announce() if plan.shared_caches else None
+        if shared is not None or not plan.shared_caches:
+            break
+    rows = _gather_rows(plan, shared)
     weights = list(plan.local) + list(plan.dense)
     stand_ins = []
     for item in rows:
@@ -514,9 +586,13 @@ def train_step(cell, inputs: tuple):
             rt.bytes["push"] += g[fb_pos][pos].nbytes
         if prep is not None:
             cached = np.flatnonzero(prep.slots >= 0)
-            if len(cached):
-                cache_rows[name] = (t.cache.store, prep.slots[cached], g[cached])
+            if len(cached) or plan.whole:
+                # The server averages over workers; a row only this worker uses gets its share alone.
+                gc = g[cached] if rt.n_workers == 1 else g[cached] / np.asarray(rt.n_workers, g.dtype)
+                cache_rows[name] = (t.cache.store, prep.slots[cached], gc)
                 t.cache.dirty[prep.slots[cached]] = True
+                if plan.whole:  # every cached row moves
+                    t.cache.dirty[t.cache.id_of >= 0] = True
             ev_ids, ev_vals, ev_states = prep.evicted
             if len(ev_ids):
                 order = np.argsort(ev_ids)
@@ -536,7 +612,11 @@ def train_step(cell, inputs: tuple):
         if t.cache is not None:
             for q in state_params(plan.opt)[t.param.name]:
                 t.cache.add_state(q.name, None)
-    step_optimizer(plan.opt, local, cache_rows)
+            if plan.whole and t.param.name not in cache_rows:  # not looked up this step: its cached rows still move
+                cache_rows[t.param.name] = (t.cache.store, np.zeros(0, np.int64),
+                                            np.zeros((0, t.cache.dim), t.cache.store.values.dtype))
+                t.cache.dirty[t.cache.id_of >= 0] = True
+    step_optimizer(plan.opt, local, cache_rows, whole=plan.whole)
     return loss
 
 
@@ -577,7 +657,8 @@ def pull_parameters(cell) -> None:
         for pc in pieces:
             want.setdefault(pc.server, []).append(name)
     servers = sorted(want)
-    replies = rt.call_all([(k, "read", (want[k],)) for k in servers])
+    step = plan.step if plan.shared_caches else None
+    replies = rt.call_all([(k, "read", (want[k], step, rt.timeout)) for k in servers])
     blocks: dict = {}
     for reply in replies:
         for name, (start, values) in reply.items():

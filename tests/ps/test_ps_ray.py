@@ -98,9 +98,8 @@ def test_cache_equals_no_cache_with_adam_in_graph_mode(ps_job, monkeypatch):
     sporax.ps.pull_parameters(model._train_network)
     cached = values(net)
     _close(cached, no_cache)
-    ref = _local(5, opt="adam")
-    for k in ("fc.weight", "fc.bias", "out.weight", "out.bias"):  # dense server parameters: exactly local Adam
-        assert np.abs(ref[k] - no_cache[k]).max() < 2e-2
+    # Adam (not lazy) moves every row each step, as MindSpore's SparseApplyAdam: equal to local dense Adam
+    _close(no_cache, _local(5, opt="adam"))
 
 
 def _worker_env(ps_job, wid, nworkers, role="MS_WORKER"):

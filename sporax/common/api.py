@@ -57,6 +57,7 @@ __all__ = ["jit", "ms_function", "run_compiled", "run_cell", "call_cell", "compi
 
 _GRAPH_MODE = _context.GRAPH_MODE
 _DP_MODES = ("data_parallel", "hybrid_parallel")
+_SEMI_MODES = ("semi_auto_parallel", "auto_parallel")
 
 # Counts traces of compiled functions (one per compilation); tests read it.
 _stats = {"traces": 0}
@@ -382,14 +383,21 @@ def call_cell(cell, args: tuple, kwargs: dict):
     """``Cell.__call__``: compiled in GRAPH_MODE outside any trace, ``construct`` otherwise.
 
     In a data-parallel mode a step cell (one holding a gradient reducer) runs as one SPMD
-    program over the data-parallel devices (:mod:`sporax.parallel.data_parallel`).
+    program over the data-parallel devices (:mod:`sporax.parallel.data_parallel`); in
+    semi-auto/auto parallel mode every cell does, with its operators' strategies
+    (:mod:`sporax.parallel.semi_auto`).
     """
-    if _context._state.auto_parallel.parallel_mode in _DP_MODES and not _binding._frames:
+    mode = _context._state.auto_parallel.parallel_mode
+    if mode in _DP_MODES and not _binding._frames:
         from sporax.parallel import data_parallel
 
         out = data_parallel.maybe_run(cell, args, kwargs)
         if out is not data_parallel.NOT_DP:
             return out
+    elif mode in _SEMI_MODES and not _binding._frames:
+        from sporax.parallel import semi_auto
+
+        return semi_auto.run(cell, args, kwargs)
     if _context._state.execution.mode == _GRAPH_MODE:
         with _exec_lock:  # another thread's trace binds Parameters to its tracers: wait for it
             if not _binding._frames:

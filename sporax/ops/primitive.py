@@ -3,6 +3,13 @@
 A Primitive holds its attributes twice, as MindSpore does: in ``attrs`` (the dict that
 ``repr`` and ``get_attr_dict`` show) and as plain instance attributes (``conv.stride``).
 :func:`prim_attr_register` records a constructor's arguments into both.
+
+``shard(in_strategy, out_strategy)`` records a strategy (checked for types here). The
+operators listed in ``_SHARD_KINDS`` have their ``__call__`` wrapped once, at class creation,
+so that while a semi-auto parallel step is traced (``_shard_scope`` non-empty; the scope is
+pushed by :mod:`sporax.parallel.semi_auto`) each call goes through the scope, which checks the
+strategy against the input shapes, records parameter layouts and adds sharding constraints.
+Outside such a trace the wrapper costs one list test.
 """
 
 from __future__ import annotations
@@ -11,6 +18,50 @@ import functools
 import inspect
 
 __all__ = ["Primitive", "PrimitiveWithInfer", "PrimitiveWithCheck", "prim_attr_register", "constexpr"]
+
+# The semi-auto parallel scopes being traced, innermost last (see the module docstring).
+_shard_scope: list = []
+
+# Primitive class name -> rule kind. ``reshape`` passes layouts through (no rule, no constraint).
+_SHARD_KINDS = {
+    "MatMul": "matmul", "BatchMatMul": "matmul", "BiasAdd": "bias_add",
+    "Add": "elementwise", "Sub": "elementwise", "Mul": "elementwise", "RealDiv": "elementwise",
+    "Div": "elementwise", "Maximum": "elementwise", "Minimum": "elementwise",
+    "ReLU": "unary", "GeLU": "unary", "FastGeLU": "unary", "Sigmoid": "unary", "Tanh": "unary",
+    "Exp": "unary", "Log": "unary", "Neg": "unary", "Square": "unary", "Sqrt": "unary",
+    "ReLU6": "unary", "SiLU": "unary",
+    "Softmax": "softmax", "LogSoftmax": "softmax",
+    "ReduceSum": "reduce", "ReduceMean": "reduce", "ReduceMax": "reduce", "ReduceMin": "reduce",
+    "Gather": "gather", "Transpose": "transpose", "Reshape": "reshape",
+}
+
+
+def _check_shard_args(name: str, in_strategy, out_strategy) -> None:
+    """``Primitive.shard``'s argument checks (before any shape is known).
+
+    TypeError for a non-tuple strategy or a non-int cut, ValueError for a cut < 1 or an
+    ``out_strategy`` without ``in_strategy`` (MindSpore's types).
+    """
+    for arg, strategy in (("in_strategy", in_strategy), ("out_strategy", out_strategy)):
+        if strategy is None:
+            continue
+        if not isinstance(strategy, tuple):
+            raise TypeError(f"For '{name}.shard', the '{arg}' should be a tuple of tuples of int, "
+                            f"but got {type(strategy).__name__}: {strategy!r}.")
+        for i, item in enumerate(strategy):
+            if not isinstance(item, tuple):
+                raise TypeError(f"For '{name}.shard', element {i} of '{arg}' {strategy!r} should be a tuple of int "
+                                f"(one cut per dimension of input {i}), but got {type(item).__name__}.")
+            for v in item:
+                if not isinstance(v, int) or isinstance(v, bool):
+                    raise TypeError(f"For '{name}.shard', the '{arg}' {strategy!r} of {name} is not valid: the "
+                                    f"value of strategy must be int type, but got {type(v).__name__} ({v!r}).")
+                if v < 1:
+                    raise ValueError(f"For '{name}.shard', every value of '{arg}' should be an int >= 1, but "
+                                     f"got {strategy!r}.")
+    if in_strategy is None and out_strategy is not None:
+        raise ValueError(f"The out_strategy of {name} is {out_strategy}, need to set in_strategy, but got none.")
+
 
 
 def prim_attr_register(fn):
@@ -34,6 +85,18 @@ def _attr_text(value) -> str:
     return str(value)
 
 
+def _shardable(call, kind: str):
+    def __call__(self, *args, **kwargs):
+        if _shard_scope:
+            return _shard_scope[-1](self, kind, call, args, kwargs)
+        return call(self, *args, **kwargs)
+
+    __call__._sporax_shard_inner = call
+    __call__.__doc__ = call.__doc__
+    __call__._sporax_shard_kind = kind
+    return __call__
+
+
 class Primitive:
     """An operator object. Subclasses define ``__call__``; ``shard`` records a strategy."""
 
@@ -44,6 +107,10 @@ class Primitive:
             from sporax.ops import _amp_scope
 
             cls.__call__ = _amp_scope.hook_call(call)
+        kind = _SHARD_KINDS.get(cls.__name__)
+        call = next((b.__dict__["__call__"] for b in cls.__mro__ if "__call__" in b.__dict__), None)
+        if kind is not None and call is not None and getattr(call, "_sporax_shard_kind", None) != kind:
+            cls.__call__ = _shardable(getattr(call, "_sporax_shard_inner", call), kind)
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name or type(self).__name__
@@ -72,9 +139,23 @@ class Primitive:
         self.add_prim_attr("output_names", list(outputs))
 
     def shard(self, in_strategy=None, out_strategy=None) -> Primitive:
-        """Record the operator's sharding strategy (used by semi-auto parallel)."""
+        """Set the operator's sharding strategy: ``in_strategy`` gives, per input, into how many
+        parts each dimension is split (``matmul.shard(((2, 1), (4, 1)))``).
+
+        Used in ``semi_auto_parallel`` / ``auto_parallel`` mode; in the other modes the strategy
+        is recorded and ignored, as in MindSpore. TypeError for a non-tuple strategy or a
+        non-int value, ValueError for a value < 1 or an ``out_strategy`` without ``in_strategy``;
+        whether the strategy fits the inputs is checked when the step is compiled (RuntimeError).
+        """
+        if in_strategy is None and out_strategy is None:
+            return self
+        _check_shard_args(self.name, in_strategy, out_strategy)
         self.in_strategy = in_strategy
         self.out_strategy = out_strategy
+        if in_strategy is not None:
+            self.attrs["in_strategy"] = in_strategy
+        if out_strategy is not None:
+            self.attrs["out_strategy"] = out_strategy
         return self
 
     def set_prim_instance_name(self, instance_name: str) -> Primitive:

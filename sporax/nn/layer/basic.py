@@ -18,6 +18,7 @@ from sporax.common.tensor import Tensor, unwrap
 from sporax.nn.cell import Cell
 from sporax.nn.layer._utils import check_dtype, check_float, make_param
 from sporax.nn.layer.activation import get_activation
+from sporax.ops import primitive as _primitive
 from sporax.ops.primitive import Primitive
 
 __all__ = ["Dense", "Flatten", "Dropout"]
@@ -65,6 +66,12 @@ class Dense(Cell):
             if bias_init is None:
                 bias_init = Uniform(scale=1 / math.sqrt(in_channels))
             self.bias = make_param(bias_init, (out_channels,), dtype, "bias")
+        from sporax.ops.operations import BiasAdd, MatMul
+
+        # MindSpore's attributes, so that ``dense.matmul.shard(...)`` sets the layer's strategy.
+        if self.has_bias:
+            self.bias_add = BiasAdd()
+        self.matmul = MatMul(transpose_b=True)
         self.activation = resolve_activation(activation, "Dense")
         self.activation_flag = self.activation is not None
 
@@ -75,12 +82,27 @@ class Dense(Cell):
                 f"For 'Dense', the last dimension of the input should be in_channels={self.in_channels}, "
                 f"but got input shape {tuple(a.shape)}."
             )
+        if _primitive._shard_scope:  # a semi-auto parallel step is traced: the strategies apply
+            return self._construct_sharded(x, a)
         y = jnp.matmul(a, self.weight._jax().T)
         if self.bias is not None:
             y = y + self.bias._jax()
         out = Tensor._wrap(y)
         if self.activation_flag:
             out = self.activation(out)
+        return out
+
+    def _construct_sharded(self, x, a) -> Tensor:
+        """MindSpore's construct, through the primitives: 2-D ``matmul``, ``bias_add``, reshape back."""
+        if a.ndim != 2:
+            x = Tensor._wrap(jnp.reshape(a, (-1, a.shape[-1])))
+        out = self.matmul(x, self.weight)
+        if self.bias is not None:
+            out = self.bias_add(out, self.bias)
+        if self.activation_flag:
+            out = self.activation(out)
+        if a.ndim != 2:
+            out = Tensor._wrap(jnp.reshape(out._jax(), (*a.shape[:-1], self.out_channels)))
         return out
 
     def extend_repr(self) -> str:

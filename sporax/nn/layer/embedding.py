@@ -18,6 +18,7 @@ from sporax.common.parameter import Parameter
 from sporax.common.tensor import Tensor, unwrap
 from sporax.nn.cell import Cell
 from sporax.nn.layer._utils import check_dtype
+from sporax.ops import primitive as _primitive
 
 __all__ = ["Embedding", "EmbeddingLookup"]
 
@@ -54,11 +55,22 @@ class Embedding(Cell):
             values[padding_idx] = 0
             table = Tensor(np.asarray(values), table.dtype)
         self.embedding_table = Parameter(table, name="embedding_table")
+        from sporax.ops.operations import Gather, MatMul
+
+        self.gather = Gather()  # MindSpore's attributes: ``embedding.gather.shard(...)``
+        self.array_mul = MatMul()
 
     def construct(self, ids) -> Tensor:
         idx = unwrap(ids)
-        table = self.embedding_table._jax()
         flat = jnp.reshape(idx, (-1,))
+        if _primitive._shard_scope:  # a semi-auto parallel step is traced: the strategies apply
+            if self.use_one_hot:
+                one_hot = Tensor._wrap(jax.nn.one_hot(flat, self.vocab_size, dtype=self.embedding_table.dtype.np_dtype))
+                rows = self.array_mul(one_hot, self.embedding_table)
+            else:
+                rows = self.gather(self.embedding_table, Tensor._wrap(flat), 0)
+            return Tensor._wrap(jnp.reshape(rows._jax(), tuple(idx.shape) + (self.embedding_size,)))
+        table = self.embedding_table._jax()
         if self.use_one_hot:
             one_hot = jax.nn.one_hot(flat, self.vocab_size, dtype=table.dtype)
             rows = jnp.matmul(one_hot, table)
@@ -154,6 +166,9 @@ class EmbeddingLookup(Cell):
         self.embedding_table = Parameter(initializer(param_init, [vocab_size, embedding_size], dtype),
                                          name="embedding_table")
         self.embedding_table.unique = sparse
+        from sporax.ops.operations import Gather
+
+        self.gatherv2 = Gather()  # MindSpore's attribute: ``lookup.gatherv2.shard(...)``
         d = self.__dict__
         d["_ps_mode"] = None
         d["_ps_cache_obj"] = None
@@ -220,6 +235,10 @@ class EmbeddingLookup(Cell):
                 )
             d["_ps_call"] = i + 1
             rows = jnp.take(d["_ps_work"]._jax(), d["_ps_positions"][i], axis=0)
+        elif _primitive._shard_scope:  # a semi-auto parallel step is traced: the strategy applies
+            flat = Tensor._wrap(jnp.reshape(idx, (-1,)))
+            rows = jnp.reshape(self.gatherv2(self.embedding_table, flat, 0)._jax(),
+                               tuple(idx.shape) + (self.embedding_size,))
         else:
             _check_ids(idx, self.vocab_size, "EmbeddingLookup")
             rows = jnp.take(self.embedding_table._jax(), idx, axis=0)

@@ -1,0 +1,282 @@
+"""Semi-auto parallel in one process over the 8 simulated devices, through the public API:
+``shard`` strategies on the layers' primitives, the parameter layouts they imply, sharded
+parameters initialized shard by shard, training equal to one device, and bad strategies."""
+
+import math
+
+import jax
+import numpy as np
+import pytest
+
+import sporax as ms
+from sporax import Parameter, Tensor, nn, ops
+from sporax.common.initializer import initializer
+from sporax.parallel import semi_auto
+
+
+class MLP(nn.Cell):
+    def __init__(self, d_in=16, d_hidden=32, d_out=8):
+        super().__init__()
+        self.fc1 = nn.Dense(d_in, d_hidden)
+        self.relu = ops.ReLU()
+        self.fc2 = nn.Dense(d_hidden, d_out)
+
+    def construct(self, x):
+        return self.fc2(self.relu(self.fc1(x)))
+
+
+def _data(n=8, d_in=16, d_out=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return (Tensor(rng.standard_normal((n, d_in)).astype(np.float32)),
+            Tensor(rng.standard_normal((n, d_out)).astype(np.float32)))
+
+
+def _megatron(net, dp=2, mp=4):
+    """Column-parallel fc1 and row-parallel fc2 over a "model" axis of ``mp`` devices."""
+    net.fc1.matmul.shard(((dp, 1), (mp, 1)))
+    net.fc1.bias_add.shard(((dp, mp), (mp,)))
+    net.relu.shard(((dp, mp),))
+    net.fc2.matmul.shard(((dp, mp), (1, mp)))
+
+
+def _train(parallel, steps=4, shard=_megatron, optimizer="momentum", mode=ms.GRAPH_MODE, **ctx):
+    ms.context._reset()
+    ms.set_context(mode=mode)
+    if parallel:
+        ms.set_auto_parallel_context(**{"parallel_mode": "semi_auto_parallel", "device_num": 8, "full_batch": True, **ctx})
+    ms.set_seed(3)
+    net = MLP()
+    if parallel and shard is not None:
+        shard(net)
+    if optimizer == "momentum":
+        opt = nn.Momentum(net.trainable_params(), 0.1, 0.9)
+    else:
+        opt = nn.Adam(net.trainable_params(), 0.01)
+    train = nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), opt)
+    x, y = _data()
+    losses = [float(train(x, y).asnumpy()) for _ in range(steps)]
+    return losses, train, net
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+@pytest.mark.parametrize("mode", [ms.GRAPH_MODE, ms.PYNATIVE_MODE])
+def test_semi_auto_trains_like_one_device(optimizer, mode):
+    ref_losses, ref_train, _ = _train(False, optimizer=optimizer, mode=mode)
+    ref = {p.name: p.asnumpy() for p in ref_train.get_parameters()}
+    losses, train, net = _train(True, optimizer=optimizer, mode=mode)
+    np.testing.assert_allclose(losses, ref_losses, rtol=2e-6)
+    for p in train.get_parameters():
+        np.testing.assert_allclose(p.asnumpy(), ref[p.name], rtol=1e-5, atol=1e-6, err_msg=p.name)
+    assert isinstance(net.fc1.weight._value.sharding, jax.sharding.NamedSharding)
+
+
+def test_parameter_layout_dict_follows_mindspore_conventions():
+    _, train, _ = _train(True, steps=1)
+    layouts = train.parameter_layout_dict
+    # fc1.matmul ((2, 1), (4, 1)), transpose_b: device matrix [2, 1, 4] -> standard [2, 4];
+    # the weight (out, in) is split 4 ways along out (map 0 = the last axis).
+    assert layouts["fc1.weight"] == ([2, 4], [0, -1], [8, 16], 0, True, "")
+    assert layouts["fc1.bias"] == ([2, 4], [0], [8], 0, True, "")
+    # fc2.matmul ((2, 4), (1, 4)): device matrix [2, 4, 1] -> [2, 4]; the weight's "in" is split.
+    assert layouts["fc2.weight"] == ([2, 4], [-1, 0], [8, 8], 0, True, "")
+    # no strategy: replicated over the 8 devices (MindSpore's batch-parallel default).
+    assert layouts["fc2.bias"] == ([8], [-1], [8], 0, True, "")
+    # the optimizer's state takes its parameter's layout (MindSpore: cloned parameters).
+    assert layouts["moments.fc1.weight"] == layouts["fc1.weight"]
+    assert layouts["moments.fc2.weight"] == layouts["fc2.weight"]
+    assert layouts["learning_rate"] == ([8], [], [], 0, True, "")
+
+
+def test_every_device_holds_exactly_its_slice():
+    _, train, _ = _train(True, steps=2)
+    layouts = semi_auto.layouts_of(train)
+    sharded = 0
+    for p in train.get_parameters():
+        layout = layouts[p.name]
+        arr = p._value
+        assert len(arr.addressable_shards) == 8
+        for shard in arr.addressable_shards:
+            assert tuple(shard.data.shape) == layout.slice_shape, p.name
+            assert shard.data.nbytes == math.prod(layout.slice_shape) * arr.dtype.itemsize
+            offsets, sizes = layout.window(p.shape, shard.device.id)  # rank = device position
+            expect = tuple(slice(o, o + s) for o, s in zip(offsets, sizes))
+            np.testing.assert_array_equal(np.asarray(shard.data), p.asnumpy()[expect])
+        sharded += layout.slice_shape != tuple(p.shape)
+    assert sharded == 6  # fc1.weight, fc1.bias, fc2.weight and their moments
+
+
+def test_sharded_initialization_is_the_window_of_the_unsharded_one():
+    ms.set_seed(11)
+    ref = MLP()
+    full = {p.name: p.asnumpy() for p in ref.get_parameters()}
+    ms.set_auto_parallel_context(parallel_mode="semi_auto_parallel", device_num=8, full_batch=True)
+    ms.set_seed(11)
+    net = MLP()
+    net.fc1.matmul.shard(((1, 1), (8, 1)))
+    net.fc2.matmul.shard(((1, 8), (1, 8)))
+    assert net.fc1.weight.has_init
+    net(_data()[0])  # the eval network compiles: parameters placed, none written
+    for p in net.get_parameters():
+        for shard in p._value.addressable_shards:
+            np.testing.assert_array_equal(np.asarray(shard.data), full[p.name][shard.index], err_msg=p.name)
+    assert net.fc1.weight._value.addressable_shards[0].data.shape == (4, 16)
+    assert net.parameter_layout_dict["fc2.weight"] == ([8], [-1, 0], [8, 4], 0, True, "")
+
+
+def test_data_parallel_dataset_and_repeated_calculation():
+    """full_batch=False: the batch is split over all devices; a strategy on 4 of 8 devices
+    repeats on the remaining factor (the last device-matrix axis)."""
+    def shard(net):
+        net.fc1.matmul.shard(((2, 1), (2, 1)))
+
+    ref_losses, ref_train, _ = _train(False)
+    losses, train, net = _train(True, shard=shard, full_batch=False)
+    np.testing.assert_allclose(losses, ref_losses, rtol=2e-6)
+    # [2, 1, 2] + repetition 2 at the right -> [2, 1, 2, 2] -> standard [2, 2, 2]; the weight's
+    # map moves up by one (1 -> axis of size 2 in the middle).
+    assert train.parameter_layout_dict["fc1.weight"] == ([2, 2, 2], [1, -1], [16, 16], 0, True, "")
+    w = net.fc1.weight._value
+    rows = sorted({s.index[0].start for s in w.addressable_shards})
+    assert rows == [0, 16]
+
+
+def test_embedding_gather_and_elementwise_layouts():
+    class Net(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(64, 16)
+            self.scale = Parameter(initializer("normal", [16]), name="scale")
+            self.mul = ops.Mul()
+            self.fc = nn.Dense(16, 4)
+            self.mean = ops.ReduceMean()
+
+        def construct(self, ids):
+            return self.mean(self.fc(self.mul(self.emb(ids), self.scale)), 0)
+
+    def make():
+        ms.set_seed(5)
+        return Net()
+
+    ids = Tensor(np.arange(8, dtype=np.int32) * 7)
+    want = make()(ids).asnumpy()
+    ms.set_auto_parallel_context(parallel_mode="semi_auto_parallel", device_num=8, full_batch=True)
+    net = make()
+    net.emb.gather.shard(((1, 8), (1,)))
+    net.mul.shard(((1, 8), (8,)))
+    net.fc.matmul.shard(((1, 8), (1, 8)))
+    net.mean.shard(((8, 1),))
+    np.testing.assert_allclose(net(ids).asnumpy(), want, rtol=1e-5, atol=1e-6)
+    layouts = net.parameter_layout_dict
+    # Gather, axis not split: device matrix [*params[:0], *indices, *params[1:]] = [1, 8] -> [8].
+    assert layouts["emb.embedding_table"] == ([8], [-1, 0], [64, 2], 0, True, "")
+    assert layouts["scale"] == ([8], [0], [2], 0, True, "")
+    # a gather split along the table's rows (the axis): the params' strategy, indices unsplit.
+    ms.context._reset()
+    ms.set_auto_parallel_context(parallel_mode="semi_auto_parallel", device_num=8, full_batch=True)
+    net = make()
+    net.emb.gather.shard(((8, 1), (1,)))
+    np.testing.assert_allclose(net(ids).asnumpy(), want, rtol=1e-5, atol=1e-6)
+    assert net.parameter_layout_dict["emb.embedding_table"] == ([8], [0, -1], [8, 16], 0, True, "")
+
+
+def test_split_reduction_dimension_is_an_all_reduce_in_the_compiled_step():
+    _, train, _ = _train(True, steps=1)
+    text = semi_auto.compiled_text(train)
+    assert "all-reduce" in text
+    _, train, _ = _train(True, steps=1, shard=lambda net: net.fc1.matmul.shard(((8, 1), (1, 1))))
+    # pure data parallel over 8: the only all-reduces are the gradients' (no activation one)
+    assert train.parameter_layout_dict["fc1.weight"] == ([8], [-1, -1], [32, 16], 0, True, "")
+
+
+def test_auto_parallel_propagates_from_the_strategies_given():
+    ref_losses, _, _ = _train(False)
+    losses, train, net = _train(True, parallel_mode="auto_parallel",
+                                shard=lambda net: net.fc1.matmul.shard(((1, 1), (8, 1))))
+    np.testing.assert_allclose(losses, ref_losses, rtol=2e-6)
+    assert train.parameter_layout_dict["fc1.weight"] == ([8], [0, -1], [4, 16], 0, True, "")
+    assert train.parameter_layout_dict["fc2.weight"] == ([8], [-1, -1], [8, 32], 0, True, "")
+
+
+# ---------------------------------------------------------------------------------- bad input
+def test_shard_argument_errors_name_the_op():
+    mm = ops.MatMul()
+    with pytest.raises(TypeError, match=r"'MatMul.shard'.*'in_strategy' should be a tuple"):
+        mm.shard([(2, 1), (4, 1)])
+    with pytest.raises(TypeError, match=r"element 1 of 'in_strategy'"):
+        mm.shard(((2, 1), [4, 1]))
+    with pytest.raises(TypeError, match=r"must be int type, but got float"):
+        mm.shard(((2.0, 1), (4, 1)))
+    with pytest.raises(ValueError, match=r"int >= 1"):
+        mm.shard(((0, 1), (4, 1)))
+    with pytest.raises(ValueError, match=r"The out_strategy of MatMul .* need to set in_strategy"):
+        mm.shard(None, ((8, 1),))
+    assert mm.in_strategy is None  # nothing recorded by a rejected call
+    assert "in_strategy=((2, 1), (4, 1))" in repr(mm.shard(((2, 1), (4, 1))))
+
+
+@pytest.mark.parametrize("strategy, match", [
+    (((2, 1, 1), (4, 1)), r"'MatMul' \(the primitive 'network._backbone.fc1.matmul'\).*strategy \(2, 1, 1\) of input 0 has 3 entries "
+                          r"but input 0 has shape \(8, 16\)"),
+    (((2, 1),), r"'MatMul' \(the primitive '[\w.]*fc1.matmul'\).*1 entries but the operator has 2 tensor inputs"),
+    (((3, 1), (1, 1)), r"dimension 0 of input 0 \(size 8.*can not be split 3 ways"),
+    (((1, 1), (1, 3)), r"dimension 1 of input 1 \(size 16.*can not be split 3 ways"),
+    (((4, 1), (4, 1)), r"uses 16 devices .* more than device_num=8"),
+    (((2, 2), (4, 1)), r"reduction dimension must be split the same way"),
+])
+def test_strategies_that_do_not_fit_are_runtime_errors(strategy, match):
+    ms.set_auto_parallel_context(parallel_mode="semi_auto_parallel", device_num=8, full_batch=True)
+    net = MLP()
+    net.fc1.matmul.shard(strategy)
+    train = nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), nn.Momentum(net.trainable_params(), 0.1, 0.9))
+    with pytest.raises(RuntimeError, match=match):
+        train(*_data())
+    assert net.fc1.weight.has_init and net.fc1.weight._value is None  # nothing was placed
+    assert train.parameter_layout_dict == {}
+
+
+def test_other_strategy_errors():
+    ms.set_auto_parallel_context(parallel_mode="semi_auto_parallel", device_num=8, full_batch=True)
+    x = Tensor(np.ones((8, 16), np.float32))
+
+    class One(nn.Cell):
+        def __init__(self, prim, *extra):
+            super().__init__()
+            self.prim, self.extra = prim, extra
+
+        def construct(self, x):
+            return self.prim(x, *self.extra)
+
+    with pytest.raises(RuntimeError, match=r"'Softmax'.*softmax axis"):
+        One(ops.Softmax().shard(((1, 8),)))(x)
+    with pytest.raises(RuntimeError, match=r"'ReLU'.*does not support to set an output strategy"):
+        One(ops.ReLU().shard(((8, 1),), ((8, 1),)))(x)
+    with pytest.raises(RuntimeError, match=r"'ReduceSum'.*device_num=8 is not divisible by the 3 devices"):
+        One(ops.ReduceSum().shard(((1, 3),)), 1)(Tensor(np.ones((8, 6), np.float32)))
+    with pytest.raises(ValueError, match=r"input 0 of shape \(6, 16\) can not be split \(8, 1\) ways"):
+        ms.set_auto_parallel_context(full_batch=False)
+        One(ops.ReLU().shard(((1, 1),)))(Tensor(np.ones((6, 16), np.float32)))
+
+
+def test_strategies_are_ignored_outside_semi_auto_modes():
+    """MindSpore: "It is valid only in semi auto parallel or auto parallel mode. In other
+    parallel modes, strategies set here will be ignored." """
+    ref_losses, _, _ = _train(False)
+    losses, train, _ = _train(False, shard=_megatron)
+    assert losses == ref_losses and train.parameter_layout_dict == {}
+    ms.set_auto_parallel_context(parallel_mode="data_parallel")
+    x, _ = _data()
+    net = MLP()
+    _megatron(net)
+    assert net(x).shape == (8, 8)
+
+
+def test_transpose_and_batch_matmul_layouts():
+    from sporax.parallel.strategy import infer
+
+    lay = infer("matmul", "BatchMatMul", [(4, 8, 16), (4, 16, 32)], ((2, 1, 2), (2, 2, 2)), 8)
+    assert lay.dev_mat == (2, 2, 2) and lay.in_maps == ((2, -1, 1), (2, 1, 0)) and lay.out_map == (2, -1, 0)
+    lay = infer("transpose", "Transpose", [(8, 4, 2)], ((2, 4, 1),), 8, attrs={"perm": (2, 0, 1)})
+    assert lay.dev_mat == (2, 4) and lay.in_maps == ((1, 0, -1),) and lay.out_map == (-1, 1, 0)
+    lay = infer("matmul", "MatMul", [(16, 8), (16, 4)], ((2, 4), (2, 1)), 8, attrs={"transpose_a": True})
+    # x stored (j, i) = (16, 8) split (2, 4): i = 4, j = 2; device matrix [4, 2, 1] -> [4, 2]
+    assert lay.dev_mat == (4, 2) and lay.in_maps == ((0, 1), (0, -1)) and lay.out_map == (1, -1)

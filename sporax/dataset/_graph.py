@@ -33,6 +33,7 @@ class _BuildCtx:
     processes: int = 0
     threads: int = 1
     sliceable: bool = True  # False once an iterable source is in the graph (workers cannot split it)
+    section: StreamSection | None = None  # the open stream section (see seal)
     _ordinal: int = 0
 
     def node_seed(self, per_epoch: bool = False) -> int:
@@ -42,14 +43,70 @@ class _BuildCtx:
         return config.derive_seed(self.seed, *path)
 
     def workers(self, num_parallel_workers, python_multiprocessing: bool) -> None:
+        """Record a node's worker request: for the open stream section if there is one (its row-by-row
+        nodes), else for the whole pipeline."""
         n = num_parallel_workers or 1
-        if python_multiprocessing and n > 1:
+        if self.section is not None:
+            self.section.request(n, python_multiprocessing)
+        elif python_multiprocessing and n > 1:
             self.processes = max(self.processes, n)
         else:
             self.threads = max(self.threads, n)
 
     def read_options(self) -> grain.ReadOptions:
         return grain.ReadOptions(num_threads=self.threads, prefetch_buffer_size=config.get_prefetch_size())
+
+
+class StreamSection:
+    """The row-by-row part of a pipeline over an iterable source: the source and the maps, projects
+    and renames right above it, up to the first other node (batch, shuffle, filter, ...).
+
+    With workers requested there (``num_parallel_workers > 1`` on the source or on those maps),
+    :func:`seal` runs the section in that many Grain workers (``mp_prefetch`` processes, or
+    ``multithread_prefetch`` threads without ``python_multiprocessing``). Worker ``w`` of ``k``
+    reads the whole source but converts and transforms only rows ``w, w + k, ...``; Grain
+    interleaves the workers' outputs in turn, so rows come out in the source's order, and each map
+    sees every row's index as in one process (``start + count * step``). So a source must give
+    the same rows each time it is read (a generator function, a list, an object with
+    ``__iter__``), as MindSpore also reads it once per epoch.
+    """
+
+    def __init__(self, sliceable: bool) -> None:
+        self.sliceable = sliceable  # False for a one-shot iterator: it cannot be read in several workers
+        self.processes = 0
+        self.threads = 1
+        self.start, self.step = 0, 1  # this copy's rows (set in a worker by the source's set_slice)
+
+    def request(self, n: int, python_multiprocessing: bool) -> None:
+        if python_multiprocessing and n > 1:
+            self.processes = max(self.processes, n)
+        else:
+            self.threads = max(self.threads, n)
+
+    def index(self, count: int) -> int:
+        return self.start + count * self.step
+
+
+def prefetch_in_processes(g, workers: int, buffer_size: int):
+    """Grain's ``mp_prefetch`` with ``workers`` processes."""
+    from absl import flags
+
+    if not flags.FLAGS.is_parsed():  # Grain's worker start reads its absl flags
+        flags.FLAGS.mark_as_parsed()
+    return g.mp_prefetch(grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=buffer_size))
+
+
+def seal(g, ctx: _BuildCtx):
+    """End the open stream section at ``g`` (see :class:`StreamSection`): run it in its workers."""
+    sec, ctx.section = ctx.section, None
+    if sec is None or not isinstance(g, grain.IterDataset) or not sec.sliceable:
+        return g
+    if sec.processes > 1:
+        return prefetch_in_processes(g, sec.processes, config.get_prefetch_size())
+    if sec.threads > 1:
+        return grain.experimental.multithread_prefetch(g, num_threads=sec.threads,
+                                                       buffer_size=config.get_prefetch_size())
+    return g
 
 
 def to_iter(g, ctx: _BuildCtx):
@@ -73,9 +130,10 @@ def row_error(what: str, columns, index, n, err: BaseException) -> RuntimeError:
 class MapRow:
     """Apply ``Dataset.map``'s operations to one row (called with the row's index)."""
 
-    def __init__(self, ops, in_idx, out_layout, in_names, out_count, n, seed, random) -> None:
+    def __init__(self, ops, in_idx, out_layout, in_names, out_count, n, seed, random, section=None) -> None:
         self.ops, self.in_idx, self.out_layout = ops, in_idx, out_layout
         self.in_names, self.out_count, self.n, self.seed, self.random = in_names, out_count, n, seed, random
+        self.section = section  # in a stream section: the rows this copy sees
         self._count = 0
         # One column through one-column transforms (the usual image chain): call them directly.
         self._chain = None
@@ -94,7 +152,7 @@ class MapRow:
 
     def __call__(self, index, row=None):
         if row is None:  # IterDataset.map: no index, count rows instead
-            row, index = index, self._count
+            row, index = index, self._count if self.section is None else self.section.index(self._count)
             self._count += 1
         rng = np.random.default_rng([self.seed, index]) if self.random else None
         try:

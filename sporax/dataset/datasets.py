@@ -73,6 +73,11 @@ class Dataset:
         """This node's Grain dataset (a MapDataset or an IterDataset) for ``ctx``."""
         raise TypeError(f"{type(self).__name__} cannot be iterated: it has no pipeline.")
 
+    def _build_sealed(self, ctx: _BuildCtx):
+        """``_build``, ending an open stream section there (see :func:`sporax.dataset._graph.seal`):
+        what nodes that are not row by row (batch, shuffle, filter, ...) build on."""
+        return _graph.seal(self._build(ctx), ctx)
+
     def _column_index(self, names, where: str) -> list[int]:
         idx = []
         for n in names:
@@ -291,7 +296,8 @@ class MapDataset(Dataset):
         ctx.workers(self.num_parallel_workers, self.python_multiprocessing)
         n = len(g) if isinstance(g, grain.MapDataset) else None
         return _graph.MapRow(self.operations, self._in_idx, self._layout, self.input_columns,
-                             len(self.output_columns), n, ctx.node_seed(per_epoch=n is None), self._random)
+                             len(self.output_columns), n, ctx.node_seed(per_epoch=n is None), self._random,
+                             ctx.section if n is None else None)
 
     def _apply_to(self, g, ctx):
         fn = self._row_fn(g, ctx)
@@ -350,6 +356,7 @@ class BatchDataset(Dataset):
             return g.batch(self.batch_size, drop_remainder=self.drop_remainder, batch_fn=list).map_with_index(fn)
         for node in reversed(chain):
             g = node._apply_to(g, ctx)
+        g = _graph.seal(g, ctx)
         ctx.workers(self.num_parallel_workers, self.python_multiprocessing)
         names = self.children[0].get_col_names()
         if self.per_batch_map is None:
@@ -425,7 +432,7 @@ class ShuffleDataset(Dataset):
     def _build(self, ctx):
         from sporax.dataset.samplers import EpochOrder, _Permutation
 
-        g = self.children[0]._build(ctx)
+        g = self.children[0]._build_sealed(ctx)
         if isinstance(g, grain.MapDataset) and self.buffer_size >= len(g):
             return EpochOrder.select(g, _Permutation(np.arange(len(g)), ctx.node_seed()))
         return _graph.BufferShuffleIterDataset(to_iter(g, ctx), self.buffer_size, ctx.node_seed(per_epoch=True))
@@ -455,7 +462,7 @@ class RepeatDataset(Dataset):
         self._col_names = child.get_col_names()
 
     def _build(self, ctx):
-        g = self.children[0]._build(ctx)
+        g = self.children[0]._build_sealed(ctx)
         times = None if self.count == -1 else self.count
         if isinstance(g, grain.MapDataset):
             return g.repeat(times) if len(g) != _graph._INFINITE else g
@@ -477,7 +484,7 @@ class TakeDataset(Dataset):
         self._col_names = child.get_col_names()
 
     def _build(self, ctx):
-        g = self.children[0]._build(ctx)
+        g = self.children[0]._build_sealed(ctx)
         if self.count == -1:
             return g
         if isinstance(g, grain.MapDataset):
@@ -500,7 +507,7 @@ class SkipDataset(Dataset):
         self._col_names = child.get_col_names()
 
     def _build(self, ctx):
-        g = self.children[0]._build(ctx)
+        g = self.children[0]._build_sealed(ctx)
         if isinstance(g, grain.MapDataset):
             return g.slice(slice(self.count, None))
         return g.filter(_graph.SkipFirst(self.count))
@@ -576,7 +583,7 @@ class ZipDataset(Dataset):
         self._col_names = names
 
     def _build(self, ctx):
-        gs = [d._build(ctx) for d in self.children]
+        gs = [d._build_sealed(ctx) for d in self.children]
         if all(isinstance(g, grain.MapDataset) for g in gs):
             m = min(len(g) for g in gs)  # as many rows as the shortest
             return grain.experimental.ZipMapDataset([g.slice(slice(0, m)) for g in gs]).map(_graph.Flatten())
@@ -600,7 +607,7 @@ class ConcatDataset(Dataset):
         self._col_names = first
 
     def _build(self, ctx):
-        gs = [d._build(ctx) for d in self.children]
+        gs = [d._build_sealed(ctx) for d in self.children]
         if all(isinstance(g, grain.MapDataset) for g in gs):
             return grain.MapDataset.concatenate(gs)
         return grain.experimental.InterleaveIterDataset([to_iter(g, ctx) for g in gs], cycle_length=1)
@@ -620,7 +627,7 @@ class FilterDataset(Dataset):
         self._col_names = cols
 
     def _build(self, ctx):
-        g = to_iter(self.children[0]._build(ctx), ctx)
+        g = to_iter(self.children[0]._build_sealed(ctx), ctx)
         return g.filter(_graph.Predicate(self.predicate, self._idx, self.input_columns))
 
 

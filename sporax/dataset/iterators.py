@@ -70,13 +70,9 @@ class _Epochs:
 
     @staticmethod
     def _finish(it_ds, ctx):
+        it_ds = _graph.seal(it_ds, ctx)  # a stream section that reaches the top runs in its workers
         if ctx.processes > 1 and ctx.sliceable:
-            from absl import flags
-
-            if not flags.FLAGS.is_parsed():  # Grain's worker start reads its absl flags
-                flags.FLAGS.mark_as_parsed()
-            it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=ctx.processes,
-                                                                   per_worker_buffer_size=2))
+            it_ds = _graph.prefetch_in_processes(it_ds, ctx.processes, 2)
         return it_ds
 
     def _start(self, it_ds):

@@ -8,10 +8,13 @@ with ``__iter__`` only) becomes a small ``grain.IterDataset`` read once per epoc
 
 from __future__ import annotations
 
+import warnings
+
 import grain
 import numpy as np
 
 from sporax.common._validation import msg
+from sporax.dataset import _graph
 from sporax.dataset import samplers as _samplers
 from sporax.dataset._graph import row_error
 from sporax.dataset.datasets import Dataset, _check_workers, _names
@@ -92,14 +95,23 @@ def _to_row(item, names, types, where: str) -> tuple:
 
 
 class _IterableSource(grain.IterDataset):
-    """An iterable Python source as a Grain IterDataset (re-read from the start each epoch)."""
+    """An iterable Python source as a Grain IterDataset (re-read from the start each epoch).
 
-    def __init__(self, source, names, types, where: str, num_samples) -> None:
+    It heads a stream section (:class:`sporax.dataset._graph.StreamSection`): ``set_slice`` (Grain's
+    in-place slicing protocol, called in each worker) makes this copy yield only rows
+    ``start::step`` of the source, converting no others.
+    """
+
+    def __init__(self, source, names, types, where: str, num_samples, section) -> None:
         super().__init__()
         self.source, self.names, self.types, self.where, self.num_samples = source, names, types, where, num_samples
+        self.section = section
 
     def __iter__(self):
         return _IterableSourceIterator(self)
+
+    def set_slice(self, sl: slice, sequential_slice: bool = False) -> None:
+        self.section.start, self.section.step = sl.start or 0, sl.step or 1
 
 
 class _IterableSourceIterator(grain.DatasetIterator):
@@ -108,19 +120,23 @@ class _IterableSourceIterator(grain.DatasetIterator):
         self._ds = ds
         src = ds.source() if callable(ds.source) and not hasattr(ds.source, "__iter__") else ds.source
         self._it = iter(src)
-        self._count = 0
+        self._count = 0  # items read from the source
+        self._start, self._step = ds.section.start, ds.section.step
 
     def __next__(self):
-        if self._ds.num_samples is not None and self._count >= self._ds.num_samples:
-            raise StopIteration
-        try:
-            item = next(self._it)
-        except StopIteration:
-            raise
-        except Exception as e:
-            raise row_error(f"the 'source' of '{self._ds.where}'", self._ds.names, self._count, None, e) from e
-        self._count += 1
-        return _to_row(item, self._ds.names, self._ds.types, self._ds.where)
+        ds = self._ds
+        while True:
+            if ds.num_samples is not None and self._count >= ds.num_samples:
+                raise StopIteration
+            try:
+                item = next(self._it)
+            except StopIteration:
+                raise
+            except Exception as e:
+                raise row_error(f"the 'source' of '{ds.where}'", ds.names, self._count, None, e) from e
+            self._count += 1
+            if (self._count - 1) % self._step == self._start:
+                return _to_row(item, ds.names, ds.types, ds.where)
 
     def get_state(self):
         return {"count": self._count}
@@ -202,7 +218,15 @@ class GeneratorDataset(MappableDataset):
         if self.random_access:
             return super()._build(ctx)
         ctx.sliceable = False
-        return _IterableSource(self.source, self._col_names, self._types, "GeneratorDataset", self.num_samples)
+        one_shot = iter(self.source) is self.source if hasattr(self.source, "__iter__") else False
+        if one_shot and (self.num_parallel_workers or 1) > 1:
+            warnings.warn("GeneratorDataset: the source is a one-shot iterator (e.g. a generator object), which "
+                          "worker processes cannot each re-read; its rows are read in this process. Pass the "
+                          "generator function instead of calling it to use num_parallel_workers.", stacklevel=2)
+        ctx.section = _graph.StreamSection(sliceable=not one_shot)
+        ctx.workers(self.num_parallel_workers, self.python_multiprocessing)
+        return _IterableSource(self.source, self._col_names, self._types, "GeneratorDataset", self.num_samples,
+                               ctx.section)
 
     def _static_size(self):
         if not self.random_access:

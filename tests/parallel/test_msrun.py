@@ -153,3 +153,60 @@ def test_worker_dropping_out_during_the_rendezvous(tmp_path, mode):
         assert "ranks [2] dropped out during the rendezvous" in outs[0], outs[0]
         assert "another worker dropped out during the rendezvous" in outs[1], outs[1]
     _assert_reaped([p.pid for p in procs])
+
+
+SEMI = os.path.join(HERE, "scripts", "semi_train.py")
+
+
+def test_semi_auto_two_processes_of_four_devices(tmp_path):
+    """Semi-auto parallel over 2 processes x 4 devices: each process holds only its devices'
+    slices (exactly slice_shape each), and together they equal one-device training."""
+    from sporax.__main__ import run_script
+
+    ref_prefix = str(tmp_path / "ref")
+    argv, path = sys.argv[:], sys.path[:]
+    try:
+        run_script(SEMI, [ref_prefix, "standalone"])
+    finally:
+        sys.argv[:], sys.path[:] = argv, path
+    ref = np.load(ref_prefix + ".rank0.npz")
+    prefix = str(tmp_path / "semi")
+    rc, text, _, pids, _ = _msrun(tmp_path, [SEMI, prefix, "semi"], devices=4)
+    assert rc == 0, text
+    _assert_reaped(pids)
+    covered: dict = {}
+    for rank in (0, 1):
+        got = np.load(f"{prefix}.rank{rank}.npz")
+        np.testing.assert_allclose(got["losses"], ref["losses"], rtol=2e-6)
+        shards = [k for k in got.files if k.count("|") == 1]
+        names = {k.split("|")[0] for k in shards}
+        assert names == {k for k in ref.files if k != "losses"}
+        for key in shards:
+            name, window = key.split("|")
+            index = tuple(slice(*map(int, part.split(":"))) for part in window.split(",")) if window else ()
+            np.testing.assert_allclose(got[key], ref[name][index], rtol=1e-5, atol=1e-6, err_msg=key)
+            assert got[key].shape == tuple(got[key + "|layout_slice"])  # each device: exactly its slice
+            covered.setdefault(name, set()).add(window)
+        assert sum(len(got[k].shape) > 0 for k in shards) > 0
+    assert len(covered["fc1.weight"]) == 4 and len(covered["fc2.bias"]) == 1  # 4 distinct slices; replicated
+
+
+BIG = os.path.join(HERE, "scripts", "semi_big_init.py")
+
+
+def test_four_gib_sharded_parameter_costs_each_rank_its_eighth(tmp_path):
+    """8 ranks of one device: the 4 GiB weight is never whole on any host; each rank's peak RSS
+    grows by about 4 GiB / 8 and its shard is the exact window of the unsharded init."""
+    prefix = str(tmp_path / "big")
+    rc, text, _, pids, _ = _msrun(tmp_path, [BIG, prefix], devices=1, timeout=480, worker_num=8, local_worker_num=8)
+    assert rc == 0, text
+    _assert_reaped(pids)
+    share = 4096 / 8
+    starts = set()
+    for rank in range(8):
+        got = np.load(f"{prefix}.rank{rank}.npz")
+        assert bool(got["eye_window"]) and bool(got["out_ok"]), rank
+        assert tuple(got["shape"]) == tuple(got["layout_slice"]) == (4096, 32768)
+        assert 0.9 * share < float(got["growth"]) < 1.5 * share, (rank, float(got["growth"]))
+        starts.add(int(got["row0"]))
+    assert starts == {4096 * r for r in range(8)}

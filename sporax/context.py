@@ -216,6 +216,10 @@ def _check_auto_parallel(key: str, value):
         from sporax.parallel.plan import check_fusion_config
 
         return check_fusion_config(value, where)
+    if key == "parallel_optimizer_config":
+        from sporax.parallel.plan import check_optimizer_config
+
+        return check_optimizer_config(value, _state.auto_parallel.parallel_optimizer_config)
     if key in ("pipeline_stages", "grad_accumulation_step"):
         check_int(value, key, where)
         if value < 1:

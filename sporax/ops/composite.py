@@ -32,6 +32,7 @@ from sporax.common._random_state import key_state
 from sporax.common._validation import check_bool, msg
 from sporax.common.parameter import Parameter, ParameterTuple
 from sporax.common.tensor import Tensor
+from sporax.parallel import opt_shard
 
 __all__ = ["GradOperation", "grad", "value_and_grad", "stop_gradient"]
 
@@ -190,7 +191,7 @@ def _differentiate_eager(fn, args: tuple, kwargs: dict, positions: tuple, weight
         call_args = list(args)
         for pos, a in zip(positions, d_in):
             call_args[pos] = Tensor._wrap(a)
-        inputs = [*w_in, *other_vals]
+        inputs = opt_shard.forward_views(bound, [*w_in, *other_vals])  # parallel optimizer: gathered weights
         with _binding.bind(bound, inputs, kind="grad") as frame:
             out = fn(*call_args, **kwargs)
             new = _binding.read_values(bound)
@@ -211,7 +212,8 @@ def _differentiate_eager(fn, args: tuple, kwargs: dict, positions: tuple, weight
         target_arrays = jax.tree_util.tree_map(_as_array, target)
         return target_arrays, (out_arrays, [new[i] for i in changed], adopted_vals)
 
-    primal, vjp_fn, (out_arrays, new_vals, adopted_vals) = jax.vjp(inner, diff_in, w_vals, has_aux=True)
+    fwd = opt_shard.remat(inner, bound)  # comm recompute: gathered weights not kept for the backward pass
+    primal, vjp_fn, (out_arrays, new_vals, adopted_vals) = jax.vjp(fwd, diff_in, w_vals, has_aux=True)
     if sens is None:
         ct = jax.tree_util.tree_map(_ones_like_cotangent, primal)
     else:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-__all__ = ["AXIS", "axis", "axis_scope", "dp_devices", "mesh", "replicated", "cluster_pending"]
+__all__ = ["AXIS", "axis", "axis_scope", "opt_shards", "dp_devices", "mesh", "replicated", "cluster_pending"]
 
 AXIS = "dp"
 _scope: list = []  # (axis name, size) of the data-parallel step being traced, innermost last
@@ -29,9 +29,16 @@ def axis():
     return _scope[-1][:2] if _scope else None
 
 
+def opt_shards():
+    """The parallel-optimizer sharding (``opt_shard.StepShards``) of the step being traced, or None."""
+    return _scope[-1][2] if _scope else None
+
+
 @contextlib.contextmanager
-def axis_scope(name: str, size: int):
-    _scope.append([name, size, None])
+def axis_scope(name, size: int, opt_shards=None):
+    """While tracing a step's body: its data-parallel axis (a name, or a tuple of mesh axis names
+    when the parallel optimizer splits the devices into groups) and its optimizer sharding."""
+    _scope.append([name, size, opt_shards])
     try:
         yield
     finally:

@@ -37,11 +37,10 @@ from sporax.common._validation import msg
 from sporax.parallel import _runtime
 
 __all__ = ["is_step", "maybe_run", "get_device_values", "set_device_values", "broadcast_parameters",
-           "compiled_text"]
+           "compiled_text", "compiled"]
 
 NOT_DP = object()
 _DP_MODES = ("data_parallel", "hybrid_parallel")
-_JIT_OPTIONS = {"compiler_options": _runtime.COMPILER_OPTIONS}
 
 
 def is_step(cell) -> bool:
@@ -99,11 +98,17 @@ def _replicate(value, m, repl):
     return jax.make_array_from_single_device_arrays(tuple(np.shape(value)), repl, shards)
 
 
-def _place(state: list, m, repl) -> None:
-    """Give every state value the replicated mesh sharding (only those that lack it move)."""
+def _place(state: list, m, repl, shards=None) -> None:
+    """Give every state value the replicated mesh sharding (only those that lack it move); the
+    parameters the parallel optimizer shards (``shards``) get their sharded placement."""
     import jax
 
+    from sporax.parallel import opt_shard
+
     for p in state:
+        if shards is not None and shards.is_sharded(p):
+            opt_shard.place(p, shards.sharding(p))
+            continue
         v = p._value
         if isinstance(v, jax.Array) and v.sharding == repl:
             continue
@@ -204,7 +209,7 @@ def broadcast_parameters(params: list, m=None) -> None:
 
 
 # ---------------------------------------------------------------------------------- the step
-def _global_inputs(args: tuple, kwargs: dict, m):
+def _global_inputs(args: tuple, kwargs: dict, m, axis=None):
     """In a multi-process run: each input Tensor (a process's local batch) as the global batch array."""
     import jax
     from jax.sharding import NamedSharding
@@ -216,7 +221,7 @@ def _global_inputs(args: tuple, kwargs: dict, m):
     def conv(x):
         if isinstance(x, Tensor) and not isinstance(x, Parameter):
             local = np.asarray(x.asnumpy())
-            spec = P(_runtime.AXIS) if local.ndim else P()
+            spec = P(_runtime.AXIS if axis is None else axis) if local.ndim else P()
             return Tensor._wrap(jax.make_array_from_process_local_data(NamedSharding(m, spec), local))
         return x
 
@@ -232,29 +237,57 @@ def _run(cell, m, args: tuple, kwargs: dict):
     from sporax.common.api import run_compiled
 
     params, training = _binding.walk_cell_cached(cell)
-    repl = _runtime.replicated(m)
     store = cell.__dict__["_jit_cache"]
     cache = store.setdefault("dp", {})
     from sporax.common import _rng
 
     if key_state._counter_token is not _rng._counter:  # as run_compiled does, but before placement
         key_state._seed_now()
-    _place([*params, key_state], m, repl)
     ap = context._state.auto_parallel
+    shards = _step_shards(cell, m)
     if ap.parameter_broadcast and not cache.get("broadcast_done"):
-        broadcast_parameters(params, m)
+        broadcast_parameters(params, m)  # on the replicated values, before any optimizer sharding
         cache["broadcast_done"] = True
+    sm = m if shards is None else shards.mesh
+    _place([*params, key_state], sm, _runtime.replicated(sm), shards)
     if jax.process_count() > 1:
-        args, kwargs = _global_inputs(args, kwargs, m)
+        args, kwargs = _global_inputs(args, kwargs, sm, None if shards is None else shards.axis)
+    skey = None if shards is None else shards.key()
     fn = cache.get("fn")
-    if fn is None or fn[0] is not params or fn[1] is not m:
-        fn = cache["fn"] = (params, m, _step_function(cell, params, m))
+    if fn is None or fn[0] is not params or fn[1] is not sm or fn[3] != skey:
+        fn = cache["fn"] = (params, sm, _step_function(cell, params, sm, shards), skey)
     reducers = _reducers(cell)
     flags = tuple((p.comm_fusion, p.layerwise_parallel) for r in reducers for p in r.parameters)
-    extra = (training, id(m), flags, repr(ap.comm_fusion))
-    out = run_compiled(cache, fn[2], params, args, kwargs, extra, jit_options=_JIT_OPTIONS)
+    extra = (training, id(sm), flags, repr(ap.comm_fusion), skey)
+    opts = cache["options"] = _step_options(shards)
+    out = run_compiled(cache, fn[2], params, args, kwargs, extra, jit_options={"compiler_options": opts})
     cache["dyn"] = _abstract_inputs(args, kwargs)
     return out
+
+
+def _step_shards(cell, m):
+    """The parallel optimizer's sharding of ``cell``'s step over mesh ``m`` (None when nothing is sharded)."""
+    from sporax import context
+    from sporax.parallel import opt_shard, plan
+
+    ap = context._state.auto_parallel
+    if not ap.enable_parallel_optimizer:
+        return None
+    shard_plan, chosen = plan._select(cell, m.devices.size)
+    if shard_plan is None or not shard_plan.shards:
+        return None
+    store = cell.__dict__["_jit_cache"]
+    prev = store.get("dp_shards")
+    if prev is not None and prev.key() == shard_plan.key() and prev.n == m.devices.size:
+        return prev  # the same meshes and shardings: placements and the compiled step are reused
+    shards = store["dp_shards"] = opt_shard.StepShards(shard_plan, chosen, list(m.devices.flat))
+    return shards
+
+
+def _step_options(shards) -> dict:
+    from sporax.parallel import opt_shard
+
+    return opt_shard.compiler_options(shards, _runtime.COMPILER_OPTIONS)
 
 
 def _abstract_inputs(args, kwargs) -> list:
@@ -274,8 +307,9 @@ def _abstract_inputs(args, kwargs) -> list:
     return out
 
 
-def _step_function(cell, params: list, m):
-    """The function run_compiled traces: the cell's construct under shard_map over mesh ``m``."""
+def _step_function(cell, params: list, m, shards=None):
+    """The function run_compiled traces: the cell's construct under shard_map over mesh ``m``
+    (``shards``: the parallel optimizer's sharding, see :mod:`sporax.parallel.opt_shard`)."""
     import jax
     import jax.numpy as jnp
     from jax.sharding import PartitionSpec as P
@@ -284,7 +318,7 @@ def _step_function(cell, params: list, m):
     from sporax.common.tensor import Tensor
 
     n = m.devices.size
-    axis = _runtime.AXIS
+    axis = _runtime.AXIS if shards is None else shards.axis
 
     def is_array(x) -> bool:
         return isinstance(x, (Tensor, jax.Array, jax.core.Tracer))
@@ -292,6 +326,7 @@ def _step_function(cell, params: list, m):
     def step(*args, **kwargs):
         state = [*params, key_state]
         vals = [p._value for p in state]
+        state_specs = [P() if shards is None else shards.spec(p) for p in state]
         leaves, tree = jax.tree_util.tree_flatten((args, kwargs), is_leaf=lambda x: isinstance(x, Tensor))
         pos = [i for i, x in enumerate(leaves) if is_array(x)]
         dyn = [leaves[i]._value if isinstance(leaves[i], Tensor) else leaves[i] for i in pos]
@@ -314,7 +349,7 @@ def _step_function(cell, params: list, m):
             for i, a in zip(pos, dyn_in):
                 local[i] = Tensor._wrap(a) if isinstance(leaves[i], Tensor) else a
             a_in, k_in = tree.unflatten(local)
-            with _runtime.axis_scope(axis, n):
+            with _runtime.axis_scope(axis, n, shards):
                 with _binding.bind(state, vals_in, kind="jit"):
                     out = cell.construct(*a_in, **k_in)
                     new = _binding.read_values(state)
@@ -331,12 +366,13 @@ def _step_function(cell, params: list, m):
                     else:
                         kinds.append(("static", x))
             side.update(written=written, o_tree=o_tree, kinds=kinds)
-            return o_dyn, [new[i] for i in written]
+            return o_dyn, new  # every state value (each with its spec); only the written ones are kept
 
-        sm = jax.shard_map(body, mesh=m, in_specs=([P()] * len(vals), specs), out_specs=P(), check_vma=False)
-        o_dyn, new_w = sm(vals, dyn)
-        for i, v in zip(side["written"], new_w):
-            state[i]._value = v
+        sm = jax.shard_map(body, mesh=m, in_specs=(state_specs, specs), out_specs=(P(), state_specs),
+                           check_vma=False)
+        o_dyn, new_all = sm(vals, dyn)
+        for i in side["written"]:
+            state[i]._value = new_all[i]
         it = iter(o_dyn)
         o_leaves = [k[1] if isinstance(k, tuple) else (Tensor._wrap(next(it)) if k else next(it)) for k in side["kinds"]]
         return side["o_tree"].unflatten(o_leaves)
@@ -351,6 +387,15 @@ def compiled_text(cell) -> str:
     last = store.get("last")
     if last is None or "dyn" not in store:
         raise RuntimeError("compiled_text: the cell has not run a data-parallel step yet.")
+    return compiled(cell).as_text()
+
+
+def compiled(cell):
+    """The compiled executable of ``cell``'s last data-parallel step (``memory_analysis()``, ``as_text()``)."""
+    store = cell.__dict__["_jit_cache"].get("dp", {})
+    last = store.get("last")
+    if last is None or "dyn" not in store:
+        raise RuntimeError("compiled: the cell has not run a data-parallel step yet.")
     entry = last[3]
     lowered = entry.jitted.lower(entry.owned, entry.r_cached, store["dyn"])
-    return lowered.compile(_runtime.COMPILER_OPTIONS).as_text()
+    return lowered.compile(store.get("options", _runtime.COMPILER_OPTIONS))

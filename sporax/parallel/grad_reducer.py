@@ -20,7 +20,7 @@ from sporax.common._validation import check_bool, check_non_negative_int, msg
 from sporax.common.parameter import Parameter
 from sporax.common.tensor import Tensor, unwrap
 from sporax.nn.cell import Cell
-from sporax.parallel import _runtime, plan
+from sporax.parallel import _runtime, opt_shard, plan
 
 __all__ = ["DistributedGradReducer"]
 
@@ -68,12 +68,16 @@ class DistributedGradReducer(Cell):
         """The Parameters whose gradients this reducer receives, in order."""
         return self._grad_params
 
-    def buckets(self) -> tuple:
-        """The fusion buckets as they are now (a pure function of the Parameters' flags)."""
+    def buckets(self, exclude=None) -> tuple:
+        """The fusion buckets as they are now (a pure function of the Parameters' flags); the
+        optimizer-sharded gradients (``exclude``, default: those of the step being traced) stay out."""
         from sporax import context
 
+        if exclude is None:
+            shards = _runtime.opt_shards()
+            exclude = shards.weights if shards is not None else ()
         return plan.bucket_records(self._grad_params, context._state.auto_parallel.comm_fusion,
-                                        self.fusion_type)
+                                   self.fusion_type, exclude)
 
     def resolved_degree(self) -> int:
         """The divisor of ``mean``: ``degree``, or the group's size on the data-parallel axis."""
@@ -100,6 +104,12 @@ class DistributedGradReducer(Cell):
         degree = self.degree or (len(self._members) if self._members else ax[1] if ax else 1)
         scale = 1.0 / degree if self.mean else None
         out = list(arrays)
+        shards = _runtime.opt_shards()
+        if shards is not None:  # parallel optimizer: already reduce-scattered (opt_shard's module docstring)
+            for i, p in enumerate(self._grad_params):
+                if id(p) in shards.weights:
+                    g = opt_shard.reduce_sharded(arrays[i], shards)
+                    out[i] = g if scale is None else g * jnp.asarray(scale, g.dtype)
         for bucket in self.buckets():
             idx = bucket.indices
             dt = jnp.dtype(bucket.dtype)

@@ -56,6 +56,8 @@ class Adagrad(Optimizer):
         accum += g * g;  param -= lr * g / sqrt(accum)
     """
 
+    _shard_rows = True  # row-wise update: the parallel optimizer may shard it (parallel/plan.py)
+
     def __init__(self, params, accum: float = 0.1, learning_rate=0.001, update_slots: bool = True,
                  loss_scale: float = 1.0, weight_decay=0.0) -> None:
         super().__init__(learning_rate, params, weight_decay, loss_scale)
@@ -71,6 +73,8 @@ class Adagrad(Optimizer):
 class ProximalAdagrad(Optimizer):
     """``ProximalAdagrad(params, accum=0.1, learning_rate=0.001, l1=0.0, l2=0.0, use_locking=False,
     loss_scale=1.0, weight_decay=0.0)``: Adagrad followed by the L1/L2 proximal step (``ApplyProximalAdagrad``)."""
+
+    _shard_rows = True  # row-wise update: the parallel optimizer may shard it (parallel/plan.py)
 
     def __init__(self, params, accum: float = 0.1, learning_rate=0.001, l1: float = 0.0, l2: float = 0.0,
                  use_locking: bool = False, loss_scale: float = 1.0, weight_decay=0.0) -> None:
@@ -92,6 +96,8 @@ class FTRL(Optimizer):
 
     As in MindSpore, the learning rate must be a fixed float (no schedule, no groups with their own lr).
     """
+
+    _shard_rows = True  # row-wise update: the parallel optimizer may shard it (parallel/plan.py)
 
     def __init__(self, params, initial_accum: float = 0.1, learning_rate=0.001, lr_power: float = -0.5,
                  l1: float = 0.0, l2: float = 0.0, use_locking: bool = False, loss_scale: float = 1.0,

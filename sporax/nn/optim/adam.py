@@ -83,6 +83,8 @@ class Adam(Optimizer):
     use_nesterov=False, weight_decay=0.0, loss_scale=1.0, use_amsgrad=False, use_lazy=False,
     use_offload=False)``."""
 
+    _shard_rows = True  # row-wise update: the parallel optimizer may shard it (parallel/plan.py)
+
     def __init__(self, params, learning_rate=1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  use_locking: bool = False, use_nesterov: bool = False, weight_decay=0.0,
                  loss_scale: float = 1.0, use_amsgrad: bool = False, **kwargs) -> None:
@@ -124,6 +126,8 @@ class Adam(Optimizer):
 
 class AdamWeightDecay(Optimizer):
     """``AdamWeightDecay(params, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.0)``."""
+
+    _shard_rows = True  # row-wise update: the parallel optimizer may shard it (parallel/plan.py)
 
     _decoupled_weight_decay = True
 

@@ -36,6 +36,8 @@ def momentum_rule(p, g, state, lr, wd, hyper, *, nesterov: bool):
 class Momentum(Optimizer):
     """``Momentum(params, learning_rate, momentum, weight_decay=0.0, loss_scale=1.0, use_nesterov=False)``."""
 
+    _shard_rows = True  # row-wise update: the parallel optimizer may shard it (parallel/plan.py)
+
     def __init__(self, params, learning_rate, momentum: float, weight_decay=0.0, loss_scale: float = 1.0,
                  use_nesterov: bool = False) -> None:
         super().__init__(learning_rate, params, weight_decay, loss_scale)

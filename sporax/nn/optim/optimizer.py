@@ -117,6 +117,10 @@ class Optimizer(Cell):
     pure update rule and their state ParameterTuples, which is how the built-in optimizers work.
     """
 
+    # True when the update of each parameter treats its rows (dimension 0) independently, so the
+    # parallel optimizer may run it on a shard of rows (sporax/parallel/plan.py); subclasses opt in.
+    _shard_rows = False
+
     _decoupled_weight_decay = False
 
     def __init__(self, learning_rate, parameters, weight_decay=0.0, loss_scale: float = 1.0) -> None:

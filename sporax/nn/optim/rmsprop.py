@@ -42,6 +42,8 @@ class RMSProp(Optimizer):
     """``RMSProp(params, learning_rate=0.1, decay=0.9, momentum=0.0, epsilon=1e-10, use_locking=False,
     centered=False, loss_scale=1.0, weight_decay=0.0)``."""
 
+    _shard_rows = True  # row-wise update: the parallel optimizer may shard it (parallel/plan.py)
+
     def __init__(self, params, learning_rate=0.1, decay: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-10,
                  use_locking: bool = False, centered: bool = False, loss_scale: float = 1.0, weight_decay=0.0) -> None:
         super().__init__(learning_rate, params, weight_decay, loss_scale)

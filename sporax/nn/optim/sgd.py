@@ -53,6 +53,8 @@ class SGD(Optimizer):
     """``SGD(params, learning_rate=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
     loss_scale=1.0)``; ``opt(gradients)`` updates the parameters in place and returns True."""
 
+    _shard_rows = True  # row-wise update: the parallel optimizer may shard it (parallel/plan.py)
+
     def __init__(self, params, learning_rate=0.1, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay=0.0, nesterov: bool = False, loss_scale: float = 1.0) -> None:
         super().__init__(learning_rate, params, weight_decay, loss_scale)

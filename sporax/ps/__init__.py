@@ -63,18 +63,32 @@ def serve(poll: float = 1.0) -> None:
     timeout = float(context._state.ps.server_timeout)
     cluster.connect(timeout)
     ray = cluster.import_ray()
-    own = int(os.environ.get("MS_SERVER_ID", "0")) if context._ps_role() == "MS_PSERVER" else None
+    sched = context._ps_role() == "MS_SCHED"
+    own = None if sched else int(os.environ.get("MS_SERVER_ID", "0"))
     handles = cluster.server_handles(pin_to_node=own)
+    if own is not None and own < len(handles):
+        ray.get(handles[own].serving.remote(True), timeout=timeout)
     try:
         while True:
             try:
                 if all(ray.get([h.done.remote() for h in handles], timeout=timeout)):
-                    return
+                    break
             except ray.exceptions.RayActorError:
                 pass
             time.sleep(poll)
+        if own is not None and own < len(handles):
+            ray.get(handles[own].serving.remote(False), timeout=timeout)
+        if sched:  # the server processes finish before the head goes (bounded by server_timeout)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                try:
+                    if not any(ray.get([h.serving.remote() for h in handles], timeout=timeout)):
+                        break
+                except ray.exceptions.RayActorError:
+                    break
+                time.sleep(poll)
     finally:
-        if context._ps_role() == "MS_SCHED":
+        if sched:
             for h in handles:
                 ray.kill(h, no_restart=True)
             cluster.stop_head()

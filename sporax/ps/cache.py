@@ -52,9 +52,10 @@ class EmbeddingCache:
         self.uses = np.zeros(capacity, np.int64)
         self.dirty = np.zeros(capacity, bool)
         self.step = 0
+        self._gb = 0
         self.last: dict = {}
         self.totals = {"lookups": 0, "lookup_hits": 0, "unique": 0, "unique_hits": 0, "fallback": 0,
-                       "evictions": 0, "writebacks": 0}
+                       "evictions": 0, "writebacks": 0, "shared": 0, "given_back": 0}
 
     def add_state(self, name: str, fill_rows) -> None:
         """Track optimizer state ``name`` (rows created lazily from the server on load)."""
@@ -105,8 +106,9 @@ class EmbeddingCache:
             "lookups": lookups, "lookup_hits": int(counts[hit].sum()), "unique": len(ids),
             "unique_hits": int(hit.sum()), "fallback": int(len(miss) - n_take + n_excluded),
             "evictions": int(len(victims)),
-            "writebacks": int(len(dirty)),
+            "writebacks": int(len(dirty)), "shared": n_excluded, "given_back": self.totals["given_back"] - self._gb,
         }
+        self._gb = self.totals["given_back"]
         for k, v in self.last.items():
             self.totals[k] += v
         return Prepared(ids, slots, load_ids, chosen, evicted)
@@ -123,10 +125,13 @@ class EmbeddingCache:
             self.add_state(k, None)
             self.store.states[k][slots] = v
 
-    def drop(self, ids: np.ndarray) -> tuple:
-        """Remove the cached ones of ``ids`` from the cache: their (ids, values, states), by id."""
+    def drop(self, ids: np.ndarray, given_back: bool = False) -> tuple:
+        """Remove the cached ones of ``ids`` from the cache: their (ids, values, states), by id
+        (``given_back``: counted as rows another worker asked for)."""
         ids = np.asarray(ids, np.int64)
         ids = np.sort(ids[self.slot_of[ids] >= 0])
+        if given_back:
+            self.totals["given_back"] += len(ids)
         slots = self.slot_of[ids]
         out = (ids, self.store.values[slots].copy(), {k: v[slots].copy() for k, v in self.store.states.items()})
         self.slot_of[ids] = -1

@@ -402,6 +402,14 @@ class ParameterServer:
         with self.cond:
             return self.n_workers > 0 and len(self.finished) >= self.n_workers
 
+    def serving(self, state: bool | None = None) -> bool:
+        """Whether an MS_PSERVER process still serves this server (``state`` sets it); the MS_SCHED
+        process keeps Ray's head up until none does."""
+        with self.cond:
+            if state is not None:
+                self.served_by = state
+            return getattr(self, "served_by", False)
+
     def ping(self) -> dict:
         with self.cond:
             return {**self._info(), "pid": os.getpid(), "pieces": list(self.pieces)}

@@ -57,6 +57,7 @@ class Runtime:
         self.plans: list = []
         self.trained_locally: dict = {}  # id -> Parameter a PS training cell updates on this worker
         self.bytes = {"pull": 0, "push": 0}
+        self.dead: set = set()  # servers found dead: shutdown() no longer waits for them
 
     @property
     def timeout(self) -> float:
@@ -99,6 +100,7 @@ class Runtime:
                     raise self._fail(k, f"did not answer within {self.timeout:.1f}s", type(e).__name__) from None
                 except ray.exceptions.RayActorError as e:
                     if time.monotonic() >= deadline:
+                        self.dead.add(k)
                         raise self._fail(k, f"is dead (no answer for {self.timeout:.1f}s)",
                                          str(e).splitlines()[0]) from None
                     retry.append(i)
@@ -114,10 +116,10 @@ class Runtime:
     def shutdown(self, kill_servers: bool = True) -> None:
         """Flush caches, and kill this job's servers (``kill_servers``); shut Ray down if this process started it."""
         ray = self.ray
-        for plan in self.plans:
+        for plan in self.plans if not self.dead else ():
             with contextlib.suppress(Exception):
                 plan.finish()
-        if self.plans:
+        if self.plans and not self.dead:
             with contextlib.suppress(Exception):
                 self.call_all([(k, "finish", (self.worker,)) for k in range(self.n_servers)])
         if kill_servers:
@@ -327,7 +329,7 @@ class _Plan:
             for name, (sh, back) in info["answer"].items():
                 shared.setdefault(name, []).append(np.asarray(sh, np.int64))
                 if len(back):
-                    ids, values, states = by_name[name].cache.drop(back)
+                    ids, values, states = by_name[name].cache.drop(back, given_back=True)
                     backs.append((k, "give_back", (rt.worker, name, back, ids, values, states)))
                     rt.bytes["push"] += values.nbytes + sum(v.nbytes for v in states.values())
         if backs:

@@ -34,16 +34,18 @@ def build(ps: bool, cache: int = 0, opt: str = "sgd", init_in_server: bool = Tru
         net.set_param_ps(init_in_server=init_in_server)
     if opt == "sgd":
         optimizer = nn.SGD(net.trainable_params(), 0.1)
-    else:
-        optimizer = nn.Adam(net.trainable_params(), 0.01)
+    elif opt == "momentum":
+        optimizer = nn.Momentum(net.trainable_params(), 0.1, 0.9)
+    else:  # "adam", "lazy_adam"
+        optimizer = nn.Adam(net.trainable_params(), 0.01, use_lazy=opt == "lazy_adam")
     return nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), optimizer), net
 
 
-def train(cell, steps, start: int = 0, shard=None):
+def train(cell, steps, start: int = 0, shard=None, batches=None):
     """Train ``steps`` steps from ``start``; ``shard=(i, n)`` takes rows i::n of each batch."""
     loss = None
     for s in range(start, steps):
-        ids, labels = batch(s)
+        ids, labels = (batches or batch)(s)
         if shard is not None:
             i, n = shard
             ids, labels = ids[i::n], labels[i::n]

@@ -1,8 +1,13 @@
-"""A PS worker (or server) process for the tests: ``python _worker_script.py OUT.npz STEPS [CACHE]``.
+"""A PS process for the tests: ``python _worker_script.py OUT_PREFIX STEPS CACHES [OPT]``.
 
-Its role comes from the environment (MS_ROLE=MS_WORKER, MS_WORKER_ID, MS_WORKER_NUM,
-MS_SERVER_NUM, MS_SCHED_HOST/PORT, SPORAX_PS_JOB). It trains its shard of each batch from the
-step the servers are at (a replacement worker resumes there), printing ``step N`` after each.
+Its role comes from the environment (MS_ROLE=MS_WORKER / MS_PSERVER / MS_SCHED, MS_WORKER_ID,
+MS_WORKER_NUM, MS_SERVER_NUM, MS_SCHED_HOST/PORT, SPORAX_PS_JOB). ``CACHES`` is a comma list of
+``vocab_cache_size`` values: one training job each (``<SPORAX_PS_JOB>_c<cache>``), in order.
+
+* A worker trains its shard of each batch from the step the servers are at (a replacement
+  worker resumes there), printing ``step N`` after each, then saves ``OUT_PREFIX_c<cache>.npz``.
+* A server (MS_PSERVER) serves each job in turn until its workers finish; the scheduler
+  (MS_SCHED) starts the Ray head, serves the last job, then stops the head.
 """
 
 import os
@@ -16,24 +21,37 @@ from _model import batch, build  # noqa: E402
 import sporax as sp  # noqa: E402
 import sporax.ps  # noqa: E402
 
-if os.environ.get("MS_ROLE") in ("MS_PSERVER", "MS_SCHED"):  # serve until the workers finish
-    sp.set_ps_context(enable_ps=True)
-    sporax.ps.serve(poll=0.5)
-    print("served", flush=True)
+out, steps = sys.argv[1], int(sys.argv[2])
+caches = [int(c) for c in sys.argv[3].split(",")] if len(sys.argv) > 3 else [0]
+opt = sys.argv[4] if len(sys.argv) > 4 else "sgd"
+base = os.environ["SPORAX_PS_JOB"]
+role = os.environ.get("MS_ROLE")
+
+if role in ("MS_PSERVER", "MS_SCHED"):
+    for cache in caches if role == "MS_PSERVER" else caches[-1:]:
+        os.environ["SPORAX_PS_JOB"] = f"{base}_c{cache}"
+        sp.set_ps_context(enable_ps=True, server_timeout=60.0)
+        sporax.ps.serve(poll=0.1)
+        print(f"served {cache}", flush=True)
     sys.exit(0)
 
-out, steps = sys.argv[1], int(sys.argv[2])
-cache = int(sys.argv[3]) if len(sys.argv) > 3 else 0
-sp.set_ps_context(enable_ps=True, server_timeout=60.0)
-cell, net = build(True, cache)
 wid, nw = int(os.environ["MS_WORKER_ID"]), int(os.environ["MS_WORKER_NUM"])
-start = sporax.ps.current_step(cell)
-print(f"start {start}", flush=True)
-for s in range(start, steps):
-    ids, labels = batch(s)
-    cell(sp.Tensor(ids[wid::nw]), sp.Tensor(labels[wid::nw]))
-    print(f"step {s}", flush=True)
-sporax.ps.pull_parameters(cell)
-np.savez(out, **{p.name: p.asnumpy() for p in net.trainable_params()})
-sporax.ps.shutdown(kill_servers=False)
+for cache in caches:
+    os.environ["SPORAX_PS_JOB"] = f"{base}_c{cache}"
+    sp.set_ps_context(enable_ps=True, server_timeout=60.0)
+    cell, net = build(True, cache, opt)
+    start = sporax.ps.current_step(cell)
+    print(f"start {cache} {start}", flush=True)
+    for s in range(start, steps):
+        ids, labels = batch(s)
+        cell(sp.Tensor(ids[wid::nw]), sp.Tensor(labels[wid::nw]))
+        print(f"step {cache} {s}", flush=True)
+    if cache:
+        total = sporax.ps.cache_stats(cell)["emb.embedding_table"]["total"]
+        print(f"stats {cache} shared {total['shared']} given_back {total['given_back']} hits {total['unique_hits']}",
+              flush=True)
+    sporax.ps.pull_parameters(cell)
+    np.savez(f"{out}_c{cache}.npz", **{p.name: p.asnumpy() for p in net.trainable_params()})
+    sporax.ps.shutdown(kill_servers=False)
+    sp.context._reset()
 print("done", flush=True)

@@ -1,5 +1,6 @@
 """Parameter-server mode end to end on the session's local Ray instance (2 servers per test)."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -20,16 +21,16 @@ from _model import batch, build, train, values  # noqa: E402
 from conftest import reset_servers  # noqa: E402
 
 
-def _local(steps, opt="sgd", cache=0):
+def _local(steps, opt="sgd", cache=0, batches=None):
     cell, net = build(False, cache, opt)
-    train(cell, steps)
+    train(cell, steps, batches=batches)
     return values(net)
 
 
-def _ps(steps, opt="sgd", cache=0, policy="LRU", init_in_server=True):
+def _ps(steps, opt="sgd", cache=0, policy="LRU", init_in_server=True, batches=None):
     sp.set_ps_context(enable_ps=True, server_timeout=60.0)
     cell, net = build(True, cache, opt, init_in_server, policy)
-    train(cell, steps)
+    train(cell, steps, batches=batches)
     sporax.ps.pull_parameters(cell)
     return cell, net, values(net)
 
@@ -102,63 +103,117 @@ def test_cache_equals_no_cache_with_adam_in_graph_mode(ps_job, monkeypatch):
     _close(no_cache, _local(5, opt="adam"))
 
 
-def _worker_env(ps_job, wid, nworkers, role="MS_WORKER"):
-    host, port = ps_job["address"].rsplit(":", 1)
-    env = dict(os.environ, MS_ROLE=role, MS_SERVER_ID="0", MS_WORKER_ID=str(wid), MS_WORKER_NUM=str(nworkers),
-               MS_SERVER_NUM="2", MS_SCHED_HOST=host, MS_SCHED_PORT=port, SPORAX_PS_JOB=ps_job["job"],
-               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(HERE)), os.environ.get("PYTHONPATH", "")]),
-               JAX_PLATFORMS="cpu", RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0")
-    return env
+def _half_vocab_batch(step: int):
+    """Steps 0..: every id of [0, 32) each step; ids [32, 48) only at step 0 (later replaced by [0, 32))."""
+    ids, labels = batch(step)
+    ids = ids % 32
+    ids.reshape(-1)[:32] = np.random.RandomState(100 + step).permutation(32)
+    if step == 0:
+        ids.reshape(-1)[32:48] = np.arange(32, 48)
+    return ids, labels
 
 
-def _spawn(ps_job, wid, nworkers, out, steps, role="MS_WORKER"):
-    return subprocess.Popen([sys.executable, os.path.join(HERE, "_worker_script.py"), str(out), str(steps)],
-                            env=_worker_env(ps_job, wid, nworkers, role), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+def test_server_optimizers_lazy_rows_only_others_as_dense_local_training(ps_job):
+    """MindSpore's PS optimizers: Adam(use_lazy=True) is SparseApplyLazyAdam (only looked-up rows
+    and their moments change); Momentum (ApplyMomentum) and Adam (SparseApplyAdam) move every row."""
+    steps = 4
+    dense_ref = _local(steps, opt="adam", batches=_half_vocab_batch)
+    _, _, lazy = _ps(steps, opt="lazy_adam", batches=_half_vocab_batch)
+    # rows looked up every step, and the Dense head, agree with dense Adam
+    for k in ("fc.weight", "fc.bias", "out.weight", "out.bias"):
+        np.testing.assert_allclose(lazy[k], dense_ref[k], atol=1e-6, rtol=1e-5, err_msg=k)
+    table = "emb.embedding_table"
+    np.testing.assert_allclose(lazy[table][:32], dense_ref[table][:32], atol=1e-6, rtol=1e-5)
+    # rows looked up at step 0 only stay where step 0 left them (dense Adam keeps moving them)
+    after_first = _local(1, opt="adam", batches=_half_vocab_batch)[table]
+    np.testing.assert_allclose(lazy[table][32:48], after_first[32:48], atol=1e-7, rtol=1e-6)
+    assert np.abs(dense_ref[table][32:48] - after_first[32:48]).min() > 1e-4
+    np.testing.assert_array_equal(lazy[table][48:], dense_ref[table][48:])  # never looked up: initial values
+    reset_servers(ps_job["job"])
+    sp.context._reset()
+    _, _, momentum = _ps(steps, opt="momentum", cache=24, batches=_half_vocab_batch)
+    _close(momentum, _local(steps, opt="momentum", batches=_half_vocab_batch))
 
 
-def _reap(procs, timeout=120):
-    outs = []
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _spawn(env: dict, role: str, args: list, **extra):
+    env = {k: v for k, v in env.items() if not k.startswith("RAY_ADDRESS")}
+    env.update(MS_ROLE=role, **{k: str(v) for k, v in extra.items()})
+    return subprocess.Popen([sys.executable, os.path.join(HERE, "_worker_script.py"), *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def _kill_all(procs) -> None:
+    """SIGKILL every process of ``procs`` that still runs, with everything it started (Ray's head included)."""
+    import psutil
+
+    for p in procs:
+        if p is None or p.poll() is not None:
+            continue
+        try:
+            family = psutil.Process(p.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            family = []
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        for c in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                c.kill()
+        p.wait()
+
+
+def test_scheduler_servers_and_workers_as_processes_train_with_caches_and_survive_a_worker_kill(tmp_path):
+    """MindSpore's launch: an MS_SCHED process (it starts the Ray head at 127.0.0.1:<free port>), two
+    MS_PSERVER processes and two MS_WORKER processes, 2 servers. Two jobs in turn on that cluster:
+    no cache (worker 1 is killed mid-training and replaced by a new process, which resumes from the
+    servers' state), then a 12-row cache on each worker. Both equal single-process local training:
+    Adam moves every row each step as locally, and caches on several workers change nothing."""
+    pytest.importorskip("psutil")
+    steps, opt = 6, "adam"
+    port = _free_port()
+    env = dict(os.environ, MS_SCHED_HOST="127.0.0.1", MS_SCHED_PORT=str(port), MS_SERVER_NUM="2", MS_WORKER_NUM="2",
+               SPORAX_PS_JOB=f"procs{os.getpid()}", JAX_PLATFORMS="cpu", RAY_AUTH_MODE="disabled",
+               RAY_USAGE_STATS_ENABLED="0",
+               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(HERE)), os.environ.get("PYTHONPATH", "")]))
+    def args(w=0):
+        return [tmp_path / f"w{w}", steps, "0,12", opt]
+
+    sched = servers = workers = replacement = None
     try:
-        for p in procs:
-            out, _ = p.communicate(timeout=timeout)
-            outs.append(out)
-            assert p.returncode == 0, out[-3000:]
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-    return outs
-
-
-def test_two_workers_two_servers_match_single_process_and_survive_a_worker_kill(ps_job, tmp_path):
-    """2 worker processes (MS_ROLE=MS_WORKER joining the cluster at MS_SCHED_HOST:MS_SCHED_PORT) and an
-    MS_PSERVER process, 2 servers; worker 1 is killed mid-training and replaced by a new process,
-    which resumes from the servers' state. The server process serves until the workers finish."""
-    steps = 8
-    server = _spawn(ps_job, 0, 2, "-", 0, role="MS_PSERVER")
-    procs = [_spawn(ps_job, w, 2, tmp_path / f"w{w}.npz", steps) for w in range(2)]
-    replacement = None
-    try:
-        for line in procs[1].stdout:
-            if line.startswith("step 3"):
+        sched = _spawn(env, "MS_SCHED", args())
+        servers = [_spawn(env, "MS_PSERVER", args(), MS_SERVER_ID=k) for k in range(2)]
+        workers = [_spawn(env, "MS_WORKER", args(w), MS_WORKER_ID=w) for w in range(2)]
+        for line in workers[1].stdout:
+            if line.startswith("step 0 2"):
                 break
-        os.killpg(procs[1].pid, signal.SIGKILL)  # killed mid-training: worker 0 waits for it
-        procs[1].wait()
-        replacement = _spawn(ps_job, 1, 2, tmp_path / "w1.npz", steps)
-        out0, out1, out_server = _reap([procs[0], replacement, server])
+        os.killpg(workers[1].pid, signal.SIGKILL)  # killed mid-training: worker 0 waits for it
+        workers[1].wait()
+        replacement = _spawn(env, "MS_WORKER", args(1), MS_WORKER_ID=1)
+        outs = {}
+        for name, p in [("w0", workers[0]), ("w1", replacement), ("s0", servers[0]), ("s1", servers[1]),
+                        ("sched", sched)]:
+            outs[name], _ = p.communicate(timeout=240)
+            assert p.returncode == 0, (name, outs[name][-3000:])
     finally:
-        for p in [*procs, replacement, server]:
-            if p is not None and p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-    start = int(out1.split("start ")[1].split()[0])
-    assert 3 <= start < steps and "start 0" in out0  # it redoes the step whose commit was lost, at most
-    assert "served" in out_server
-    ref = _local(steps)
+        _kill_all([sched, *(servers or []), *(workers or []), replacement])
+    start = int(outs["w1"].split("start 0 ")[1].split()[0])
+    assert 2 <= start < steps and "start 0 0" in outs["w0"]  # it redoes the step whose commit was lost, at most
+    assert "served 12" in outs["s0"] and "served 12" in outs["sched"]
+    # both sides of the protocol ran: rows both workers used, cached rows handed over, and cache hits
+    stats = [[int(x) for x in out.split("stats 12 ")[1].split()[1:6:2]] for out in (outs["w0"], outs["w1"])]
+    assert all(shared > 0 and hits > 0 for shared, _, hits in stats) and sum(gb for _, gb, _ in stats) > 0, stats
+    ref = _local(steps, opt=opt)
     for w in range(2):
-        _close(dict(np.load(tmp_path / f"w{w}.npz")), ref, atol=1e-5)
+        no_cache, cached = (dict(np.load(tmp_path / f"w{w}_c{c}.npz")) for c in (0, 12))
+        _close(no_cache, ref, atol=1e-5)
+        _close(cached, no_cache, atol=1e-5)
 
 
 def test_retried_push_is_applied_once(ps_job):

@@ -150,3 +150,15 @@ def test_embedding_lookup_trains_locally():
     after = net.embedding_table.asnumpy()
     changed = np.flatnonzero(np.abs(after - before).sum(1) > 0).tolist()
     assert changed == [1, 3]
+
+
+def test_rows_only_follows_mindspore_ps_optimizers():
+    from sporax.ps._apply import rows_only
+
+    params = nn.Dense(2, 2).trainable_params()
+    assert rows_only(nn.Adam(params, use_lazy=True)) and rows_only(nn.FTRL(params))
+    assert rows_only(nn.ProximalAdagrad(params)) and rows_only(nn.Adagrad(params))
+    assert rows_only(nn.SGD(params))  # a zero gradient changes nothing: rows only is the dense update
+    assert not rows_only(nn.Adam(params)) and not rows_only(nn.Momentum(params, 0.1, 0.9))
+    assert not rows_only(nn.SGD(params, momentum=0.9)) and not rows_only(nn.SGD(params, weight_decay=0.1))
+    assert not rows_only(nn.Adagrad(params, weight_decay=0.1)) and not rows_only(nn.RMSProp(params))

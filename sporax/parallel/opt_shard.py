@@ -204,3 +204,74 @@ def compiler_options(shards: StepShards | None, base: dict) -> dict:
     out["xla_disable_hlo_passes"] = ",".join([*passes, "cse_barrier_expander"])
     out["xla_cpu_scheduler_type"] = "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"
     return out
+
+
+# ---------------------------------------------------------------------------------- semi-auto parallel
+def semi_storage(cell, params: list, layouts: dict, shardings: list, devices: list) -> list:
+    """Semi-auto parallel: ``shardings`` (one per Parameter of ``params``) with the optimizer-sharded
+    ones (``plan._select`` over each Parameter's replica group) split further along dimension 0.
+
+    A Parameter with layout ``(dev_mat, tensor_map)`` is held whole-slice by the ``r`` devices of
+    its replica group (the device-matrix axes its tensor map does not use). Sharded, dimension 0
+    of its storage is split over those axes too (its slice's rows ``layout.opt_shard_window`` on
+    each member, in rank order), or over the minor ones whose sizes multiply to
+    ``optimizer_weight_shard_size``; the step still constrains every use to the op's layout, so
+    XLA's partitioner gathers the weight for the forward pass and reduce-scatters its gradient.
+    Its optimizer states get the same storage; ``layouts`` get ``opt_shard_group`` set.
+    """
+    import dataclasses
+
+    from sporax.parallel import plan as _plan
+
+    n = len(devices)
+    replicas = {}
+    for p in params:
+        lay = layouts.get(p.name)
+        if lay is not None:
+            replicas[id(p)] = (n // math.prod(lay.strategy), tuple(lay.slice_shape))
+    shard_plan, chosen = _plan._select(cell, n, replicas)
+    if shard_plan is None or not shard_plan.shards:
+        return shardings
+    index = {id(p): i for i, p in enumerate(params)}
+    out = list(shardings)
+    for rec, (p, states) in zip(shard_plan.shards, chosen.values()):
+        lay = layouts[p.name]
+        sharding = _semi_sharding(lay, rec.group_size, devices)
+        if sharding is None:
+            from sporax.parallel.plan import _log
+
+            _log.warning("Parallel optimizer: optimizer_weight_shard_size %d is not a product of the minor replica "
+                         "axes of %s's layout %s; %s stays unsharded.", rec.group_size, p.name, lay.to_mindspore(),
+                         p.name)
+            continue
+        group = f"{rec.group_size}-{p.name}"
+        for q in (p, *states):
+            i = index.get(id(q))
+            if i is not None:
+                out[i] = sharding
+                layouts[q.name] = dataclasses.replace(layouts[q.name], opt_shard_group=group)
+    return out
+
+
+def _semi_sharding(lay, k: int, devices: list):
+    """The storage ``NamedSharding`` of ``lay`` with dimension 0 split over k replica devices, or None."""
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from sporax.parallel.layout import to_mesh_and_spec
+
+    mesh, spec = to_mesh_and_spec(lay, devices)
+    used = set()
+    for entry in spec:
+        used.update(() if entry is None else entry if isinstance(entry, tuple) else (entry,))
+    replica = [a for a in mesh.axis_names if a not in used and mesh.shape[a] > 1]
+    extra, size = [], 1
+    for a in reversed(replica):  # the minor axes first: a shard group is consecutive ranks
+        if size == k:
+            break
+        extra.insert(0, a)
+        size *= mesh.shape[a]
+    if size != k:
+        return None
+    e0 = spec[0] if len(spec) else None
+    first = (() if e0 is None else e0 if isinstance(e0, tuple) else (e0,)) + tuple(extra)
+    return NamedSharding(mesh, PartitionSpec(first, *spec[1:]))

@@ -106,7 +106,8 @@ class OptShard:
 
     @property
     def shard_nbytes(self) -> int:
-        return self.nbytes // self.group_size
+        """Bytes per device (in semi-auto parallel: of its slice's share)."""
+        return math.prod(self.shard_shape) * np.dtype(self.dtype).itemsize
 
 
 @dataclasses.dataclass(frozen=True)
@@ -439,8 +440,19 @@ def _row_states(opt) -> dict:
     return out
 
 
-def _select(train_net, degree=None):
-    """``(OptShardPlan or None, {id(weight): (weight, [states])})`` for the step cell ``train_net``."""
+def _replica_group_size(cfg: dict, r: int) -> int:
+    """k for a parameter whose slice ``r`` devices hold (semi-auto parallel: its replica group)."""
+    ws = cfg["optimizer_weight_shard_size"]
+    if ws == -1 or ws >= r or r % ws:
+        return r
+    return max(ws, 1)
+
+
+def _select(train_net, degree=None, replicas=None):
+    """``(OptShardPlan or None, {id(weight): (weight, [states])})`` for the step cell ``train_net``.
+
+    ``replicas`` (semi-auto parallel): ``{id(weight): (size of its replica group, slice shape)}``;
+    without it every weight is whole on each of the ``degree`` devices (data parallel)."""
     from sporax import context
     from sporax.nn.optim.optimizer import Optimizer
 
@@ -458,15 +470,18 @@ def _select(train_net, degree=None):
     threshold = cfg["parallel_optimizer_threshold"] * 1024
     level = cfg["optimizer_level"]
     reducers = _reducers(train_net)
-    grads = list(reducers[0].parameters) if reducers else []
     owner: dict = {}
     state_of: dict = {}
+    updated: list = []  # without a reducer (semi-auto parallel): what the step's optimizers update
     for _, c in train_net.cells_and_names():
         if isinstance(c, Optimizer):
             for p in c._parameters:
+                if id(p) not in owner:
+                    updated.append(p)
                 owner.setdefault(id(p), []).append(c)
             if getattr(type(c), "_shard_rows", False):
                 state_of.update(_row_states(c))
+    grads = list(reducers[0].parameters) if reducers else updated
     chosen: dict = {}
     records, skipped = [], []
     for p in grads:
@@ -477,7 +492,11 @@ def _select(train_net, degree=None):
             continue
         why = None
         opts = owner.get(id(p), [])
-        nbytes = _nbytes(p)
+        kp, shape = k, tuple(p.shape)
+        if replicas is not None:
+            r, shape = replicas.get(id(p), (degree, shape))
+            kp = _replica_group_size(cfg, r) if k > 1 else 1
+        nbytes = math.prod(shape) * np.dtype(p.dtype.np_dtype).itemsize
         states = []
         if p.layerwise_parallel:
             why = "layerwise_parallel=True"
@@ -485,14 +504,14 @@ def _select(train_net, degree=None):
             why = "not updated by exactly one optimizer of the step"
         elif not getattr(type(opts[0]), "_shard_rows", False):
             why = f"{type(opts[0]).__name__} updates whole tensors (its update is not row-wise)"
-        elif k <= 1:
-            why = "optimizer_weight_shard_size <= 1: a shard group of one device"
+        elif kp <= 1:
+            why = "a shard group of one device (optimizer_weight_shard_size <= 1, or its slice is on no other device)"
         elif nbytes < threshold:
             why = (f"the size of {p.name}({nbytes / 1024:g}KB) is smaller than the threshold("
                    f"{threshold // 1024}KB)")
-        elif not p.shape or p.shape[0] % k:
-            why = (f"Tensor could not be shard on the first dimension: dimension 0 of shape {tuple(p.shape)} is not "
-                   f"divisible by the {k} devices of a shard group")
+        elif not shape or shape[0] % kp:
+            why = (f"Tensor could not be shard on the first dimension: dimension 0 of shape {shape} is not "
+                   f"divisible by the {kp} devices of a shard group")
             _log.warning("Parallel optimizer: %s does not satisfy the conditions, thus not apply optimizer shard (%s).",
                          p.name, why)
         else:
@@ -504,8 +523,8 @@ def _select(train_net, degree=None):
             continue
         chosen[id(p)] = (p, states)
         records.append(OptShard(
-            name=p.name, shape=tuple(p.shape), dtype=str(np.dtype(p.dtype.np_dtype)), group_size=k,
-            shard_shape=(p.shape[0] // k, *p.shape[1:]),
+            name=p.name, shape=tuple(p.shape), dtype=str(np.dtype(p.dtype.np_dtype)), group_size=kp,
+            shard_shape=(shape[0] // kp, *shape[1:]),
             recompute=bool(p.parallel_optimizer_comm_recompute or level == "level3"),
             states=tuple(q.name for q in states), state_nbytes=sum(_nbytes(q) for q in states),
         ))

@@ -48,7 +48,7 @@ import math
 import numpy as np
 
 from sporax.common import _binding
-from sporax.parallel import _runtime
+from sporax.parallel import _runtime, opt_shard
 from sporax.parallel import strategy as _strategy
 
 __all__ = ["MODES", "run", "layouts_of", "compiled_text"]
@@ -221,6 +221,7 @@ def _make_plan(cell, params: list, sig, args: tuple, kwargs: dict, devices: list
         layout = Layout(tuple(dev_mat), tuple(tmap), slice_shape(tuple(p.shape), dev_mat, tmap))
         layouts[p.name] = layout
         shardings.append(sharding_of(layout.dev_mat, layout.tensor_map, devices))
+    shardings = opt_shard.semi_storage(cell, params, layouts, shardings, devices)  # the parallel optimizer
     shardings.append(_runtime.replicated(_runtime.mesh(devices)))
     plan = _Plan()
     plan.params, plan.sig, plan.devices = params, sig, devices

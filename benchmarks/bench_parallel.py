@@ -20,8 +20,14 @@ Momentum(0.01, 0.9)), batch 128 per device.
     >= 0.9x); per-device bytes of weights and optimizer state from the plan, the ZeRO formulas
     (``sporax.parallel.zero_bytes``) and XLA's memory analysis of both compiled steps.
 
+(5) Semi-auto parallel, one process, 2/4/8 devices: the same MLP with its first Dense
+    column-parallel and its second row-parallel over a "model" axis of all n devices
+    (``matmul.shard``, full batch 128), Momentum, against plain JAX with the same
+    ``NamedSharding``s for weights, batch and optax momentum state; steps/s and ratio
+    (goal >= 0.9x), and the per-device weight bytes (= the slice shapes).
+
 The simulated devices share this machine's cores, so compare the ratios, not speedups.
-Run: ``python benchmarks/bench_parallel.py [--steps N] [--rounds R] [--quick] [--popt-only]``.
+Run: ``python benchmarks/bench_parallel.py [--steps N] [--rounds R] [--quick] [--popt-only] [--semi-only]``.
 """
 
 from __future__ import annotations
@@ -308,6 +314,131 @@ def part_popt(steps: int, rounds: int) -> None:
               f"{s_args} | {j_args}", flush=True)
 
 
+# ---------------------------------------------------------------------------------- semi-auto
+SEMI_BATCH = 128
+
+
+def jax_semi_stepper(n: int, x, y):
+    """Plain JAX, the sharding semi-auto derives: W0 (out, in) split on out, b0 split, W1 split
+    on in, the rest and the batch replicated; optax momentum state sharded like the weights.
+    The hidden activation and the new weights/state are pinned with ``with_sharding_constraint``
+    as sporax pins them (without, GSPMD all-gathers whole weights around the update and runs
+    2-4x slower on this machine)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    mesh = Mesh(np.array(jax.devices()[:n]), ("model",))
+    specs = [(P("model", None), P("model")), (P(None, "model"), P()), (P(), P())]
+    shard = [tuple(NamedSharding(mesh, s) for s in pair) for pair in specs]
+    repl = NamedSharding(mesh, P())
+    key = jax.random.PRNGKey(0)
+    params = []
+    for fan_in, fan_out in zip(SIZES[:-1], SIZES[1:]):
+        key, k1 = jax.random.split(key)
+        bound = 1.0 / np.sqrt(fan_in)
+        params.append((jax.random.uniform(k1, (fan_out, fan_in), jnp.float32, -bound, bound),
+                       jnp.zeros((fan_out,), jnp.float32)))
+    tx = optax.sgd(LR, momentum=MOMENTUM)
+    params = jax.device_put(params, shard)
+    state = tx.init(params)  # eager: the momentum traces keep their weights' shardings (jit(tx.init) would not)
+
+    hidden = NamedSharding(mesh, P(None, "model"))
+    state_sharding = jax.tree_util.tree_map(lambda a: a.sharding, state)
+    pin = jax.lax.with_sharding_constraint
+
+    def loss_fn(p, x, y):
+        for i, (w, b) in enumerate(p):
+            x = x @ w.T + b
+            if i == 0:
+                x = pin(x, hidden)  # the activation layout the strategies give (column parallel)
+            if i < len(p) - 1:
+                x = jax.nn.relu(x)
+        return optax.softmax_cross_entropy_with_integer_labels(x, y).mean()
+
+    def _step(p, s, x, y):
+        loss, g = jax.value_and_grad(loss_fn)(p, x, y)
+        updates, s = tx.update(g, s, p)
+        return pin(optax.apply_updates(p, updates), shard), pin(s, state_sharding), loss
+
+    step = jax.jit(_step, donate_argnums=(0, 1), out_shardings=(shard, state_sharding, repl))
+    xj, yj = jax.device_put(x, repl), jax.device_put(y, repl)
+    box = [params, state]
+
+    def run(k: int) -> float:
+        t = time.perf_counter()
+        for _ in range(k):
+            box[0], box[1], loss = step(box[0], box[1], xj, yj)
+        loss.block_until_ready()
+        return time.perf_counter() - t
+
+    run.compiled_text = lambda: step.lower(box[0], box[1], xj, yj).compile().as_text()
+    return run, box
+
+
+def sporax_semi_stepper(n: int, x, y):
+    import sporax as ms
+    from sporax import Tensor, nn, ops
+
+    class MLP(nn.Cell):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = nn.CellList([nn.Dense(a, b) for a, b in zip(SIZES[:-1], SIZES[1:])])
+            self.relu = ops.ReLU()  # after the column-parallel layer (sharded)
+            self.relu2 = ops.ReLU()  # after the row-parallel one (replicated: no strategy)
+
+        def construct(self, x):
+            x = self.relu(self.layers[0](x))
+            x = self.relu2(self.layers[1](x))
+            return self.layers[2](x)
+
+    ms.context._reset()
+    ms.set_context(mode=ms.GRAPH_MODE)
+    ms.set_auto_parallel_context(parallel_mode="semi_auto_parallel", device_num=n, full_batch=True)
+    net = MLP()
+    first, second = net.layers[0], net.layers[1]
+    first.matmul.shard(((1, 1), (n, 1)))  # column parallel: output features over "model"
+    first.bias_add.shard(((1, n), (n,)))
+    net.relu.shard(((1, n),))
+    second.matmul.shard(((1, n), (1, n)))  # row parallel: the reduction over "model"
+    loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+    step = nn.TrainOneStepCell(nn.WithLossCell(net, loss), nn.Momentum(net.trainable_params(), LR, MOMENTUM))
+    step.set_train()
+    xt, yt = Tensor(x), Tensor(y)
+    ap = dict(vars(ms.context._state.auto_parallel))
+
+    def run(k: int) -> float:
+        for key, value in ap.items():  # each stepper keeps its own parallel context
+            setattr(ms.context._state.auto_parallel, key, value)
+        ms.set_context(mode=ms.GRAPH_MODE)
+        t = time.perf_counter()
+        for _ in range(k):
+            out = step(xt, yt)
+        out._jax().block_until_ready()
+        return time.perf_counter() - t
+
+    return run, step
+
+
+def part_semi(steps: int, rounds: int) -> None:
+    print(f"\n(5) semi-auto parallel, MatMul split over a 'model' axis of n devices, full batch {SEMI_BATCH}: "
+          f"steps/s (median of {rounds} interleaved rounds of {steps} steps)")
+    print(f"  {'devices':>7s} {'plain JAX':>10s} {'sporax':>10s} {'ratio':>7s}  per-device weight bytes (sporax, JAX)")
+    x, y = make_data(SEMI_BATCH)
+    for n in (2, 4, 8):
+        jax_run, box = jax_semi_stepper(n, x, y)
+        semi_run, step = sporax_semi_stepper(n, x, y)
+        res = timed({"jax": jax_run, "sporax": semi_run}, steps, rounds)
+        weights = [p for p in step.get_parameters() if not p.name.startswith(("moments", "learning", "momentum",
+                                                                               "global"))]
+        mine = sum(p._value.addressable_shards[0].data.nbytes for p in weights)
+        theirs = sum(leaf.addressable_shards[0].data.nbytes for pair in box[0] for leaf in pair)
+        print(f"  {n:7d} {res['jax']:10.2f} {res['sporax']:10.2f} {res['sporax'] / res['jax']:6.2f}x  {mine} {theirs}",
+              flush=True)
+
+
 # ---------------------------------------------------------------------------------- processes
 def _free_port() -> int:
     with socket.socket() as s:
@@ -370,6 +501,7 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="few steps (a smoke test)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--popt-only", action="store_true", help="only (4), the parallel optimizer")
+    parser.add_argument("--semi-only", action="store_true", help="only (5), semi-auto parallel")
     a = parser.parse_args(argv)
     steps, rounds = (4, 1) if a.quick else (a.steps, a.rounds)
     if a.worker:
@@ -382,9 +514,13 @@ def main(argv=None) -> None:
     if a.popt_only:
         part_popt(steps, rounds)
         return
+    if a.semi_only:
+        part_semi(steps, rounds)
+        return
     part1(steps, rounds)
     part3(steps, rounds)
     part_popt(steps, rounds)
+    part_semi(steps, rounds)
     part2(steps, rounds)
 
 

@@ -23,10 +23,13 @@ signature, once:
    initializer's exact window (``Parameter.to_global``): the full tensor never exists on a
    host, and every shard equals that window of the unsharded initialization bit for bit.
 3. **The step.** ``construct`` is traced for ``jax.jit`` with the same scope: every sharded
-   primitive call wraps its inputs and output in ``jax.lax.with_sharding_constraint`` (its
-   strategy's layouts), and every written state value is pinned to its parameter's sharding, so
-   the layouts survive the update. XLA's SPMD partitioner inserts the communication (the
-   all-reduce of a split reduction dimension, the all-gathers between layouts).
+   primitive call wraps its inputs in ``jax.lax.with_sharding_constraint`` (its strategy's
+   layouts; the output too when ``out_strategy`` is given), and every written state value is
+   pinned to its parameter's sharding, so the layouts survive the update. XLA's SPMD
+   partitioner inserts the communication (the all-reduce of a split reduction dimension, the
+   all-gathers between layouts) and places it: an output without ``out_strategy`` is left to
+   propagation, so a partial sum is reduced where its consumer needs it (as MindSpore's
+   MatMul all-reduces its output when the reduction dimension is split).
 
 Inputs (``set_auto_parallel_context``): ``full_batch=True`` (or ``dataset_strategy=
 "full_batch"``) gives every device the whole batch (replicated); otherwise the default
@@ -97,7 +100,7 @@ class _Scope:
             value = jax.lax.with_sharding_constraint(value, self.sharding(op_layout.dev_mat, tmap))
             new[i] = Tensor._wrap(value) if isinstance(a, Tensor) else value
         out = call(prim, *new, **kwargs)
-        if op_layout.out_map is not None and isinstance(out, Tensor):
+        if prim.out_strategy is not None and isinstance(out, Tensor):  # else: left to propagation
             s = self.sharding(op_layout.out_dev_mat, op_layout.out_map)
             out = Tensor._wrap(jax.lax.with_sharding_constraint(out._jax(), s))
         return out
@@ -332,10 +335,12 @@ def _place_inputs(args: tuple, kwargs: dict, devices: list):
                         f"{k - 1} of shape {tuple(np.shape(v))} can not be split {_parts(s)} ways."
                     )
             if multi:
-                v = jax.make_array_from_process_local_data(s, np.asarray(v))
+                out.append(Tensor._wrap(jax.make_array_from_process_local_data(s, np.asarray(v))))
             else:
-                v = jax.device_put(v, s)
-            out.append(Tensor._wrap(v))
+                # the placed copy replaces the host data in the Tensor (as ``Tensor._jax`` caches its
+                # device copy), so a Tensor fed to every step is transferred once
+                x._value = jax.device_put(v, s)
+                out.append(x)
         else:
             out.append(x)
     return tree.unflatten(out)

@@ -3,6 +3,7 @@
 parameters initialized shard by shard, training equal to one device, and bad strategies."""
 
 import math
+import re
 
 import jax
 import numpy as np
@@ -179,12 +180,21 @@ def test_embedding_gather_and_elementwise_layouts():
     assert net.parameter_layout_dict["emb.embedding_table"] == ([8], [0, -1], [8, 16], 0, True, "")
 
 
-def test_split_reduction_dimension_is_an_all_reduce_in_the_compiled_step():
-    _, train, _ = _train(True, steps=1)
+def _collectives(train) -> dict:
     text = semi_auto.compiled_text(train)
-    assert "all-reduce" in text
-    _, train, _ = _train(True, steps=1, shard=lambda net: net.fc1.matmul.shard(((8, 1), (1, 1))))
-    # pure data parallel over 8: the only all-reduces are the gradients' (no activation one)
+    return {op: len(re.findall(rf" {op}\(", text)) for op in ("all-reduce", "all-gather", "reduce-scatter")}
+
+
+def test_the_compiled_step_has_the_communication_of_the_strategies():
+    # 8-way model parallel: column-parallel fc1, row-parallel fc2: ONE all-reduce (fc2's partial
+    # sums), no gradient reduction, no all-gather (every weight and its update stay sharded).
+    _, train, _ = _train(True, steps=1, shard=lambda net: _megatron(net, 1, 8))
+    assert _collectives(train) == {"all-reduce": 1, "all-gather": 0, "reduce-scatter": 0}
+    # 8-way data parallel through strategies: no activation collective; the weights' gradients
+    # are all-reduced (possibly combined by XLA into fewer all-reduces).
+    _, train, _ = _train(True, steps=1, full_batch=False, shard=lambda net: net.fc1.matmul.shard(((8, 1), (1, 1))))
+    counts = _collectives(train)
+    assert counts["all-reduce"] >= 1 and counts["all-gather"] == 0
     assert train.parameter_layout_dict["fc1.weight"] == ([8], [-1, -1], [32, 16], 0, True, "")
 
 
@@ -280,3 +290,64 @@ def test_transpose_and_batch_matmul_layouts():
     lay = infer("matmul", "MatMul", [(16, 8), (16, 4)], ((2, 4), (2, 1)), 8, attrs={"transpose_a": True})
     # x stored (j, i) = (16, 8) split (2, 4): i = 4, j = 2; device matrix [4, 2, 1] -> [4, 2]
     assert lay.dev_mat == (4, 2) and lay.in_maps == ((0, 1), (0, -1)) and lay.out_map == (1, -1)
+
+
+def test_every_supported_operator_runs_sharded_and_matches_one_device():
+    """BatchMatMul, Add/Sub/Mul/RealDiv, GeLU/Sigmoid/Softmax, ReduceSum, Transpose and Reshape
+    (passing layouts through) with strategies: the same outputs and gradients as one device."""
+
+    class Net(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.w = Parameter(initializer("normal", [4, 8, 16]), name="w")
+            self.b = Parameter(initializer("normal", [16]), name="b")
+            self.bmm, self.add, self.sub = ops.BatchMatMul(), ops.Add(), ops.Sub()
+            self.mul, self.div, self.gelu = ops.Mul(), ops.RealDiv(), ops.GeLU()
+            self.sigmoid, self.softmax, self.sum = ops.Sigmoid(), ops.Softmax(), ops.ReduceSum(keep_dims=True)
+            self.transpose, self.reshape = ops.Transpose(), ops.Reshape()
+
+        def construct(self, x):
+            h = self.bmm(x, self.w)  # (4, 2, 16)
+            h = self.gelu(self.add(h, self.b))
+            h = self.div(self.sub(h, self.sigmoid(h)), 2.0)
+            h = self.transpose(self.mul(h, h), (0, 2, 1))  # (4, 16, 2)
+            h = self.reshape(h, (4, 32))
+            return self.sum(self.softmax(h), 1)
+
+    def make():
+        ms.set_seed(8)
+        return Net()
+
+    x = Tensor(np.random.default_rng(1).standard_normal((4, 2, 8)).astype(np.float32))
+    ref = make()
+    want = ref(x).asnumpy()
+    want_grads = [g.asnumpy() for g in ms.grad(ref, None, ref.trainable_params())(x)]
+    ms.set_auto_parallel_context(parallel_mode="semi_auto_parallel", device_num=8, full_batch=True)
+    net = make()
+    net.bmm.shard(((2, 1, 1), (2, 1, 4)))
+    net.add.shard(((2, 1, 4), (4,)))
+    net.gelu.shard(((2, 1, 4),))
+    net.sigmoid.shard(((2, 1, 4),))
+    net.sub.shard(((2, 1, 4), (2, 1, 4)))
+    net.div.shard(((2, 1, 4),))
+    net.mul.shard(((2, 1, 4), (2, 1, 4)))
+    net.transpose.shard(((2, 1, 4),))
+    net.reshape.shard(((2, 4, 1),))  # Reshape passes layouts through (the strategy is not used)
+    net.softmax.shard(((4, 1),))
+    net.sum.shard(((2, 4),))  # the reduced axis split: XLA adds the partial-sum all-reduce
+    np.testing.assert_allclose(net(x).asnumpy(), want, rtol=1e-5, atol=1e-6)
+    assert net.parameter_layout_dict["w"] == ([2, 4], [1, -1, 0], [2, 8, 4], 0, True, "")
+    assert net.parameter_layout_dict["b"] == ([2, 4], [0], [4], 0, True, "")
+
+    class Grads(nn.Cell):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+            self.grad = ms.grad(net, None, net.trainable_params())
+
+        def construct(self, x):
+            return self.grad(x)
+
+    got = Grads(net)(x)
+    for g, w in zip(got, want_grads):
+        np.testing.assert_allclose(g.asnumpy(), w, rtol=1e-5, atol=1e-6)

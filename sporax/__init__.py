@@ -57,6 +57,14 @@ from sporax.train import (
     load_param_into_net,
     save_checkpoint,
 )
+from sporax.train.serialization import (
+    build_searched_strategy,
+    load_distributed_checkpoint,
+    merge_sliced_parameter,
+    rank_list_for_transform,
+    transform_checkpoint_by_rank,
+    transform_checkpoints,
+)
 
 from_numpy = Tensor.from_numpy  # mindspore.from_numpy builds a Tensor (the dtype helper is dtype.from_numpy)
 
@@ -84,6 +92,8 @@ __all__ = [
     "RunContext", "TimeMonitor", "CheckpointConfig", "ModelCheckpoint", "EarlyStopping", "History", "LambdaCallback",
     "ReduceLROnPlateau", "SummaryCollector", "DynamicLossScaleManager", "FixedLossScaleManager",
     "LossScaleManager", "build_train_network", "export", "load", "save_checkpoint", "load_checkpoint", "load_param_into_net", "train", "parallel",
+    "build_searched_strategy", "merge_sliced_parameter", "load_distributed_checkpoint", "transform_checkpoints",
+    "transform_checkpoint_by_rank", "rank_list_for_transform",
     "from_numpy", "is_tensor", "STRICT", "COMPATIBLE", "LAX",
     *dtype.__all__,
 ]

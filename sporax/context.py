@@ -67,6 +67,7 @@ class _AutoParallel:
     grad_accumulation_step: int = 1
     strategy_ckpt_load_file: str = ""
     strategy_ckpt_save_file: str = ""
+    strategy_ckpt_only_trainable_params: bool = True  # strategy_ckpt_config["only_trainable_params"]
     comm_fusion: Any = None
     parallel_optimizer_config: Any = None
     dataset_strategy: Any = "data_parallel"
@@ -191,7 +192,27 @@ def get_context(attr_key: str):
     raise ValueError(f"For 'get_context', the key {attr_key!r} is not recognized.")
 
 
-_AUTO_PARALLEL_FIELDS = {f.name for f in dataclasses.fields(_AutoParallel)}
+_AUTO_PARALLEL_FIELDS = {f.name for f in dataclasses.fields(_AutoParallel)} - {"strategy_ckpt_only_trainable_params"}
+_AUTO_PARALLEL_FIELDS.add("strategy_ckpt_config")  # a view of the three strategy-file fields
+_STRATEGY_CKPT_KEYS = {"load_file": "strategy_ckpt_load_file", "save_file": "strategy_ckpt_save_file",
+                       "only_trainable_params": "strategy_ckpt_only_trainable_params"}
+
+
+def _check_strategy_ckpt_config(value) -> dict:
+    """MindSpore's rules: a dict of ``load_file`` (str), ``save_file`` (str), ``only_trainable_params`` (bool)."""
+    where = "set_auto_parallel_context"
+    if not isinstance(value, dict):
+        raise TypeError(msg(where, "strategy_ckpt_config", "a dict", value))
+    unknown = [k for k in value if k not in _STRATEGY_CKPT_KEYS]
+    if unknown:
+        raise ValueError(
+            f"For '{where}', the 'strategy_ckpt_config' keys should be in {sorted(_STRATEGY_CKPT_KEYS)}, "
+            f"but got unknown keys {unknown}."
+        )
+    for key, expected in (("load_file", str), ("save_file", str), ("only_trainable_params", bool)):
+        if key in value and not isinstance(value[key], expected):
+            raise TypeError(msg(where, f"strategy_ckpt_config['{key}']", f"a {expected.__name__}", value[key]))
+    return {_STRATEGY_CKPT_KEYS[k]: v for k, v in value.items()}
 
 
 def _check_auto_parallel(key: str, value):
@@ -220,6 +241,12 @@ def _check_auto_parallel(key: str, value):
         from sporax.parallel.plan import check_optimizer_config
 
         return check_optimizer_config(value, _state.auto_parallel.parallel_optimizer_config)
+    if key == "strategy_ckpt_config":
+        return _check_strategy_ckpt_config(value)
+    if key in ("strategy_ckpt_load_file", "strategy_ckpt_save_file"):
+        if not isinstance(value, str):
+            raise TypeError(msg(where, key, "a str", value))
+        return value
     if key in ("pipeline_stages", "grad_accumulation_step"):
         check_int(value, key, where)
         if value < 1:
@@ -251,13 +278,16 @@ def set_auto_parallel_context(**kwargs) -> None:
         _check_devices(checked.get("parallel_mode", _state.auto_parallel.parallel_mode),
                        checked.get("device_num", _state.auto_parallel.device_num))
     for key, value in checked.items():
-        setattr(_state.auto_parallel, key, value)
+        for field, v in (value.items() if key == "strategy_ckpt_config" else [(key, value)]):
+            setattr(_state.auto_parallel, field, v)
 
 
 def get_auto_parallel_context(attr_key: str):
     """Get one auto-parallel option by name."""
     if attr_key not in _AUTO_PARALLEL_FIELDS:
         raise ValueError(f"For 'get_auto_parallel_context', the key {attr_key!r} is not recognized.")
+    if attr_key == "strategy_ckpt_config":
+        return {k: getattr(_state.auto_parallel, f) for k, f in _STRATEGY_CKPT_KEYS.items()}
     return getattr(_state.auto_parallel, attr_key)
 
 

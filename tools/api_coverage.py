@@ -140,11 +140,9 @@ RULES: list[tuple[str, str, str, str]] = [
     (r"mindspore\.ops\.operations", r".*", PLANNED, "operator family (issue 12 item 1)"),
     (r"mindspore\.dataset", r".*", PLANNED, "more mindspore.dataset sources and tools (issue 10 family, on Grain)"),
     (r"mindspore\.communication", r".*", PLANNED, "communication management (issue 8)"),
-    (r"mindspore(\.train)?", r"^(transform_checkpoints|transform_checkpoint_by_rank|load_distributed_checkpoint|"
-                             r"ckpt_to_safetensors|safetensors_to_ckpt|unified_safetensors|load_checkpoint_async|"
-                             r"load_segmented_checkpoints|merge_sliced_parameter|build_searched_strategy|"
-                             r"get_ckpt_path_with_strategy|rank_list_for_transform|async_ckpt_thread_status|"
-                             r"parameter_broadcast)$", PLANNED, "checkpoint family (sharded and converted checkpoints)"),
+    (r"mindspore(\.train)?", r"^(ckpt_to_safetensors|safetensors_to_ckpt|unified_safetensors|load_checkpoint_async|"
+                             r"load_segmented_checkpoints|get_ckpt_path_with_strategy|async_ckpt_thread_status|"
+                             r"parameter_broadcast)$", PLANNED, "checkpoint family (converted and segmented checkpoints)"),
     (r"mindspore(\.train)?", r"^(DatasetHelper|connect_network_with_dataset|data_sink)$", PLANNED,
      "dataset sink helpers (issue 10)"),
     (r"mindspore(\.train)?", r"^(BackupAndRestore|LearningRateScheduler|OnRequestExit)$", PLANNED,

@@ -376,7 +376,13 @@ def _run_cell(cell, args: tuple, kwargs: dict):
             out = _execute(last[3], dyn)
             if out is not _RETRACE:
                 return out
-    return run_compiled(cache, cell.construct, params, args, kwargs, training)
+    compiled = len(cache)
+    out = run_compiled(cache, cell.construct, params, args, kwargs, training)
+    if len(cache) > compiled and cell.__dict__.get("parameter_layout_dict"):
+        from sporax.parallel import _strategy  # a sharded cell compiled: write its strategy file if asked
+
+        _strategy.write_net_strategy(cell)
+    return out
 
 
 def call_cell(cell, args: tuple, kwargs: dict):

@@ -28,3 +28,15 @@ from sporax.parallel.plan import (
 __all__ = ["layout", "Layout", "to_mesh_and_spec", "comm_plan", "summary", "CommPlan", "Bucket", "Collective",
            "get_device_values", "set_device_values", "broadcast_parameters", "compiled_text", "OptShard",
            "OptShardPlan", "optimizer_shard_plan", "zero_bytes"]
+
+_CHECKPOINT_NAMES = ("build_searched_strategy", "merge_sliced_parameter", "load_distributed_checkpoint",
+                     "transform_checkpoints", "transform_checkpoint_by_rank", "rank_list_for_transform")
+
+
+def __getattr__(name):
+    # mindspore.parallel's checkpoint functions live in sporax.train (loaded on first use: no import cycle)
+    if name in _CHECKPOINT_NAMES:
+        from sporax.train import serialization
+
+        return getattr(serialization, name)
+    raise AttributeError(f"module 'sporax.parallel' has no attribute {name!r}")

@@ -82,7 +82,61 @@ def tensor_item(name: str, t: Tensor, layout: dict | None = None, window=None) -
         return Item(name, sizes, dtype.name, lambda: lazy_chunks(init, seed, dtype, full, offsets, sizes), layout)
     value = _escape(t._value)  # held by the writer now: a compiled step must not donate it
     index = tuple(slice(o, o + n) for o, n in zip(offsets, sizes))
+    if _is_sharded(value):
+        if window is None:
+            return Item(name, sizes, t.dtype.name, lambda: sharded_chunks(value), layout)
+        return Item(name, sizes, t.dtype.name, lambda: [shard_window(value, offsets, sizes)], layout)
     return Item(name, sizes, t.dtype.name, lambda: [np.asarray(value if window is None else value[index])], layout)
+
+
+def _is_sharded(value) -> bool:
+    """A ``jax.Array`` spread over more than one device."""
+    sharding = getattr(value, "sharding", None)
+    return sharding is not None and hasattr(value, "addressable_shards") and len(sharding.device_set) > 1
+
+
+def _shard_window(shard, full: tuple) -> tuple[tuple, tuple]:
+    bounds = [sl.indices(n)[:2] for sl, n in zip(shard.index, full)]
+    return tuple(a for a, _ in bounds), tuple(b - a for a, b in bounds)
+
+
+def shard_window(value, offsets: tuple, sizes: tuple) -> np.ndarray:
+    """The window ``offsets/sizes`` of a sharded array, copied from the one local shard that is
+    exactly it when there is one (no cross-device work), else cut from the array."""
+    full = tuple(value.shape)
+    for shard in value.addressable_shards:
+        if _shard_window(shard, full) == (tuple(offsets), tuple(sizes)):
+            return np.asarray(shard.data)
+    return np.asarray(value[tuple(slice(o, o + n) for o, n in zip(offsets, sizes))])
+
+
+def sharded_chunks(value) -> Iterator[np.ndarray]:
+    """A sharded array's full content in C order, as bands of leading rows assembled from its
+    local shards one band at a time (never the whole tensor at once). An array that spans
+    processes is gathered first (``process_allgather``: every process must save it too)."""
+    full = tuple(value.shape)
+    if not value.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        yield np.asarray(multihost_utils.process_allgather(value, tiled=True))
+        return
+    if not full or 0 in full:
+        yield np.asarray(value)
+        return
+    bands: dict[tuple, dict] = {}
+    for shard in value.addressable_shards:
+        offsets, sizes = _shard_window(shard, full)
+        bands.setdefault((offsets[0], offsets[0] + sizes[0]), {}).setdefault((offsets, sizes), shard)
+    order = sorted(bands)
+    if [a for a, _ in order] != [0, *[b for _, b in order[:-1]]] or order[-1][1] != full[0]:
+        yield np.asarray(value)  # shards overlap along dim 0 in an unusual way: one gather
+        return
+    for a, b in order:
+        band = np.empty((b - a, *full[1:]), value.dtype)
+        for (offsets, sizes), shard in bands[(a, b)].items():
+            index = (slice(None), *(slice(o, o + n) for o, n in zip(offsets[1:], sizes[1:])))
+            band[index] = np.asarray(shard.data)
+        yield band
 
 
 def resolve_format(file_name: str, fmt: str, where: str) -> str:

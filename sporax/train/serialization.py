@@ -44,6 +44,13 @@ from sporax.train._ckpt_io import (
     tensor_item,
     write_items,
 )
+from sporax.train._transform import (
+    load_distributed_checkpoint,
+    merge_sliced_parameter,
+    rank_list_for_transform,
+    transform_checkpoint_by_rank,
+    transform_checkpoints,
+)
 
 __all__ = [
     "save_checkpoint",
@@ -52,9 +59,26 @@ __all__ = [
     "merge_checkpoints",
     "async_ckpt_thread_status",
     "open_checkpoint",
+    "build_searched_strategy",
+    "merge_sliced_parameter",
+    "load_distributed_checkpoint",
+    "transform_checkpoints",
+    "transform_checkpoint_by_rank",
+    "rank_list_for_transform",
 ]
 
 _log = logging.getLogger(__name__)
+
+
+def build_searched_strategy(strategy_filename) -> dict:
+    """Read a strategy file (MindSpore's protobuf, or JSON for a ``.json`` name) written by a
+    sharded run (``strategy_ckpt_config={"save_file": ...}``): ``{parameter name: layout}``, each
+    with MindSpore's ``ParallelLayouts`` fields (``dev_matrix[0].dim``, ``tensor_map[0].dim``,
+    ``field``, ``opt_weight_shard_step``, ``opt_weight_shard_size``) and ``tensor_shape`` (the full
+    shape, known from JSON files). ValueError naming the file for a missing or malformed one."""
+    from sporax.parallel._strategy import build_searched_strategy as build
+
+    return build(strategy_filename)
 
 
 # ----------------------------------------------------------------------------- save

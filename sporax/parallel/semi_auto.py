@@ -233,7 +233,21 @@ def _make_plan(cell, params: list, sig, args: tuple, kwargs: dict, devices: list
     plan.token = object()
     plan.fn = _step_function(cell, plan)
     cell.__dict__["parameter_layout_dict"] = {name: lay.to_mindspore() for name, lay in layouts.items()}
+    _write_strategy_file(cell)
     return plan
+
+
+def _write_strategy_file(cell) -> None:
+    """The strategy file of ``strategy_ckpt_config["save_file"]``, if set: layouts and op strategies."""
+    from sporax.ops.primitive import Primitive
+    from sporax.parallel import _strategy as strategy_file
+
+    ops = {}
+    for path, c in cell.cells_and_names():
+        for attr, value in vars(c).items():
+            if isinstance(value, Primitive) and getattr(value, "in_strategy", None) is not None:
+                ops.setdefault(f"{path}.{attr}" if path else attr, value.in_strategy)
+    strategy_file.write_net_strategy(cell, ops)
 
 
 def layouts_of(cell) -> dict:

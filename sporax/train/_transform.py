@@ -520,10 +520,26 @@ def _plan_param(p: Parameter, key: str, sources: Sources, predict: dict | None, 
 
         return build_global, False
     pl = None
+    spmd = _spmd_mode()
     if predict is not None and p.name in predict:
         pl = predict[p.name]
-    elif p.name in net_layouts and (p.sliced or p.init is not None):
+    elif p.name in net_layouts and (p.sliced or p.init is not None or spmd):
         pl = st.layouts_from_tuple(tuple(net_layouts[p.name]), full)
+    if pl is not None and spmd and (sharding := _layout_sharding(pl, full)) is not None:
+        if tuple(p.shape) != full:
+            raise ValueError(f"For '{where}', '{p.name}' has shape {tuple(p.shape)} in the network but {full} in the "
+                             "checkpoint.")
+        _target_window(pl, full, 0, key, where)  # the layout fits the shape
+
+        def build_placed():
+            import jax
+
+            def shard(index):
+                return cast(sources.read_window(key, *_window_of_index(index, full)))
+
+            return jax.make_array_from_callback(full, sharding, shard)
+
+        return build_placed, False
     if pl is None:
         window = ((0,) * len(full), full)
         expect = tuple(p.shape)
@@ -543,6 +559,31 @@ def _plan_param(p: Parameter, key: str, sources: Sources, predict: dict | None, 
         return _readonly(cast(sources.read_window(key, *window)))
 
     return build_local, expect != full
+
+
+def _spmd_mode() -> bool:
+    """Semi-auto / auto parallel: parameters live as global arrays over the context's devices."""
+    from sporax import context
+
+    return context._state.auto_parallel.parallel_mode in ("semi_auto_parallel", "auto_parallel")
+
+
+def _layout_sharding(pl, full: tuple):
+    """The ``NamedSharding`` semi-auto parallel gives a layout (no optimizer shard), over the
+    context's devices; None when the layout does not map to one."""
+    from jax.sharding import NamedSharding
+
+    from sporax.parallel import _runtime
+    from sporax.parallel.layout import Layout, to_mesh_and_spec
+
+    opt = pl.opt_weight_shard_size not in (0, 1) and (pl.opt_weight_shard_step or pl.opt_weight_shard_size == -1)
+    if pl.split_sizes or pl.field or opt:
+        return None
+    devices = _runtime.dp_devices()
+    if st.device_count(pl) != len(devices):
+        return None
+    mesh, spec = to_mesh_and_spec(Layout(pl.dev_mat, pl.tmap, (0,) * len(pl.tmap)), devices)
+    return NamedSharding(mesh, spec)
 
 
 def load_distributed_checkpoint(network, checkpoint_filenames=None, predict_strategy=None,

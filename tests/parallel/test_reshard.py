@@ -2,10 +2,12 @@
 transforming N-rank checkpoints to M ranks, and loading them into a differently sharded net,
 optimizer state included, each rank reading only its own windows.
 
-Until semi-auto parallel and the parallel optimizer place parameters themselves, ``place``
-below does what they do: every parameter becomes a ``jax.Array`` sharded by its layout (exact
-windows of its initializer), layouts go to ``parameter_layout_dict``, and the optimizer's
-moments are additionally split along dimension 0 over their replicas (the optimizer shard).
+Two kinds of sharded runs: real semi-auto parallel training (``shard`` strategies on the
+layers' primitives; ``test_semi_*``), and, for layouts semi-auto parallel does not produce (the
+optimizer shard of semi-auto runs), ``place`` below: every parameter becomes a ``jax.Array``
+sharded by its layout (exact windows of its initializer), layouts go to
+``parameter_layout_dict``, and the optimizer's moments are additionally split along dimension
+0 over their replicas, in a plain GRAPH_MODE step.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sporax.common.initializer import initializer
 from sporax.parallel import _strategy as st
 from sporax.parallel.layout import Layout
 from sporax.train import _ckpt_format as ckf
+from sporax.train import _transform as tr
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -44,9 +47,20 @@ class Net(nn.Cell):
         return self.fc2(self.fc1(x))
 
 
-def build(opt="adam"):
+def megatron(dp: int, mp: int):
+    """Column-parallel fc1 and row-parallel fc2 over a "model" axis of ``mp`` devices."""
+    def shard(net):
+        net.fc1.matmul.shard(((dp, 1), (mp, 1)))
+        net.fc1.bias_add.shard(((dp, mp), (mp,)))
+        net.fc2.matmul.shard(((dp, mp), (1, mp)))
+    return shard
+
+
+def build(opt="adam", shard=None):
     sp.set_seed(3)
     net = Net()
+    if shard is not None:
+        shard(net)
     optimizer = nn.Adam(net.trainable_params(), 1e-2) if opt == "adam" else nn.Momentum(
         net.trainable_params(), 0.1, 0.9)
     return nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), optimizer)
@@ -115,9 +129,22 @@ def save_ranks(train, directory, n: int, name="net.ckpt") -> list[str]:
 
 
 def semi(n: int, **kw):
+    """A context for ``place``d runs over ``n`` devices (ranks emulated through global_rank)."""
     sp.reset_auto_parallel_context()
     if n > 1:
-        sp.set_auto_parallel_context(parallel_mode="semi_auto_parallel", device_num=n, **kw)
+        sp.set_auto_parallel_context(device_num=n, **kw)
+
+
+def semi_auto(n: int, **kw):
+    """Real semi-auto parallel over ``n`` devices, the whole batch on every device."""
+    sp.reset_auto_parallel_context()
+    if n > 1:
+        sp.set_auto_parallel_context(parallel_mode="semi_auto_parallel", device_num=n, full_batch=True, **kw)
+
+
+def _shards(train, name: str) -> set:
+    p = next(q for _, q in train.parameters_and_names() if q.name == name)
+    return {s.data.shape for s in p._value.addressable_shards}
 
 
 @pytest.fixture
@@ -138,7 +165,61 @@ def _check_same(train, losses, reference):
         np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
-# ----------------------------------------------------------------------------- end to end
+# ----------------------------------------------------------------------------- semi-auto parallel
+def test_semi_auto_train_8_save_load_into_2_and_1_continue(tmp_path, reference):
+    """Real semi-auto training on 8 devices (Megatron MLP, dp 2 x mp 4), each rank saving its
+    slices; loaded into a 2-device semi-auto net (mp 2) and a 1-device net, optimizer state
+    included; 2 more steps equal 4 uninterrupted steps."""
+    batches = reference[0]
+    s8 = str(tmp_path / "s8.ckpt")
+    semi_auto(8, strategy_ckpt_config={"save_file": s8, "only_trainable_params": False})
+    t8 = build(shard=megatron(2, 4))
+    first = steps(t8, batches[:2])
+    assert t8.parameter_layout_dict["fc1.weight"][:3] == ([2, 4], [0, -1], [8, 16])
+    assert _shards(t8, "moment1.fc1.weight") == {(8, 16)}
+    strategy, ops = st.read_strategy_file(s8, "test")  # written when the semi-auto step compiled
+    assert strategy["moment2.fc2.weight"].tmap == (-1, 0) and ops["network._backbone.fc1.matmul"] == [(2, 1), (4, 1)]
+    files = save_ranks(t8, str(tmp_path / "c8"), 8)
+    with ckf.CkptReader(files[6]) as r:  # rank 6: mp index 2
+        assert r.records["moment1.fc1.weight"].shape == (8, 16)
+        assert r.records["moment1.fc1.weight"].layout["offsets"] == [16, 0]
+    semi_auto(2)
+    t2 = build(shard=megatron(1, 2))
+    t2(*batches[0])  # compiled and placed (this step's values are then overwritten)
+    sp.load_distributed_checkpoint(t2, files, train_strategy_filename=s8)
+    assert _shards(t2, "fc1.weight") == {(16, 16)} and _shards(t2, "moment2.fc2.weight") == {(8, 16)}
+    _check_same(t2, first + steps(t2, batches[2:]), reference)
+    semi_auto(1)
+    t1 = build()
+    sp.load_distributed_checkpoint(t1, files)
+    _check_same(t1, first + steps(t1, batches[2:]), reference)
+
+
+def test_semi_auto_train_1_load_into_4_with_predict_layout(tmp_path, reference, monkeypatch):
+    """1 -> 4: a 4-device semi-auto net loads a 1-device checkpoint before its first step,
+    given its layouts (``predict_strategy``); every device reads only its own window."""
+    batches = reference[0]
+    t1 = build()
+    first = steps(t1, batches[:2])
+    path = str(tmp_path / "one.ckpt")
+    sp.save_checkpoint(t1, path)
+    semi_auto(4)
+    probe = build(shard=megatron(1, 4))
+    probe(*batches[0])
+    layouts = dict(probe.parameter_layout_dict)
+    t4 = build(shard=megatron(1, 4))
+    windows = []
+    real = tr.Sources.read_window
+    monkeypatch.setattr(tr.Sources, "read_window", lambda self, name, o, z: windows.append((name, tuple(z))) or
+                        real(self, name, o, z))
+    sp.load_distributed_checkpoint(t4, [path], predict_strategy=layouts)
+    assert sorted(z for n, z in windows if n == "moment1.fc1.weight") == [(8, 16)] * 4  # 4 devices, 4 windows
+    before = next(p for _, p in t4.parameters_and_names() if p.name == "fc1.weight")._value
+    assert {s.data.shape for s in before.addressable_shards} == {(8, 16)}
+    _check_same(t4, first + steps(t4, batches[2:]), reference)
+
+
+# ----------------------------------------------------------------------------- placed layouts
 @pytest.mark.parametrize("fmt", ["ckpt", "safetensors"])
 def test_train_8_save_load_into_2_and_1_continue(tmp_path, reference, fmt):
     batches = reference[0]

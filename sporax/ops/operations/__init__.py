@@ -4,12 +4,25 @@ Grouped as MindSpore groups them: :mod:`math_ops`, :mod:`array_ops`, :mod:`nn_op
 ``Apply*`` optimizer primitives) and :mod:`other_ops`.
 """
 
-from sporax.ops.operations import array_ops, math_ops, nn_ops, other_ops
+from sporax.ops.operations import (
+           array_ext_ops,
+           array_ops,
+           linalg_random_ops,
+           math_ext_ops,
+           math_ops,
+           nn_ext_ops,
+           nn_ops,
+           other_ops,
+)
+from sporax.ops.operations.array_ext_ops import *  # noqa: F403
 from sporax.ops.operations.array_ops import *  # noqa: F403
+from sporax.ops.operations.linalg_random_ops import *  # noqa: F403
+from sporax.ops.operations.math_ext_ops import *  # noqa: F403
 from sporax.ops.operations.math_ops import *  # noqa: F403
+from sporax.ops.operations.nn_ext_ops import *  # noqa: F403
 from sporax.ops.operations.nn_ops import *  # noqa: F403
 from sporax.ops.operations.other_ops import *  # noqa: F403
 from sporax.ops.primitive import Primitive, PrimitiveWithCheck, PrimitiveWithInfer, prim_attr_register
 
-__all__ = [*math_ops.__all__, *array_ops.__all__, *nn_ops.__all__, *other_ops.__all__, "Primitive",
+__all__ = [*math_ops.__all__, *math_ext_ops.__all__, *array_ext_ops.__all__, *nn_ext_ops.__all__, *linalg_random_ops.__all__, *array_ops.__all__, *nn_ops.__all__, *other_ops.__all__, "Primitive",
            "PrimitiveWithInfer", "PrimitiveWithCheck", "prim_attr_register"]

@@ -247,6 +247,24 @@ def _check_auto_parallel(key: str, value):
         if not isinstance(value, str):
             raise TypeError(msg(where, key, "a str", value))
         return value
+    if key == "dataset_strategy":  # MindSpore's checks and messages
+        if isinstance(value, str):
+            if value not in ("full_batch", "data_parallel"):
+                raise ValueError("For 'set_auto_parallel_context', the argument 'dataset_strategy' must be "
+                                 f"'full_batch' or 'data_parallel', but got the value : {value}.")
+            return value
+        if not isinstance(value, tuple):
+            raise TypeError("For 'set_auto_parallel_context', the argument 'dataset_strategy' must be str or tuple "
+                            f"type, but got the type : {type(value)}.")
+        for ele in value:
+            if not isinstance(ele, tuple):
+                raise TypeError("For 'set_auto_parallel_context', the element of argument 'dataset_strategy' must be "
+                                f"tuple, but got the type : {type(ele)} .")
+            for dim in ele:
+                if not isinstance(dim, int) or isinstance(dim, bool):
+                    raise TypeError("For 'set_auto_parallel_context', the element of argument 'dataset_strategy' "
+                                    f"must be int type, but got the type : {type(dim)} .")
+        return value
     if key in ("pipeline_stages", "grad_accumulation_step"):
         check_int(value, key, where)
         if value < 1:
@@ -277,6 +295,8 @@ def set_auto_parallel_context(**kwargs) -> None:
     if "device_num" in checked or "parallel_mode" in checked:
         _check_devices(checked.get("parallel_mode", _state.auto_parallel.parallel_mode),
                        checked.get("device_num", _state.auto_parallel.device_num))
+    if isinstance(checked.get("dataset_strategy"), str):  # MindSpore: the string form sets full_batch
+        checked.setdefault("full_batch", checked["dataset_strategy"] == "full_batch")
     for key, value in checked.items():
         for field, v in (value.items() if key == "strategy_ckpt_config" else [(key, value)]):
             setattr(_state.auto_parallel, field, v)

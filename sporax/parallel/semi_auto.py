@@ -303,9 +303,9 @@ def _input_sharding(ndim: int, k: int, devices: list):
     ap = context._state.auto_parallel
     repl = _runtime.replicated(_runtime.mesh(devices))
     ds = ap.dataset_strategy
-    if ndim == 0 or ap.full_batch or ds == "full_batch":
+    if ndim == 0 or (ap.full_batch and not isinstance(ds, tuple)):
         return repl
-    if isinstance(ds, (tuple, list)):
+    if isinstance(ds, tuple):
         if k >= len(ds):
             raise ValueError(f"For 'set_auto_parallel_context', the 'dataset_strategy' {ds!r} has {len(ds)} entries, "
                              f"but the step has more inputs (input {k}).")

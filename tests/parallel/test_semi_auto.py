@@ -351,3 +351,24 @@ def test_every_supported_operator_runs_sharded_and_matches_one_device():
     got = Grads(net)(x)
     for g, w in zip(got, want_grads):
         np.testing.assert_allclose(g.asnumpy(), w, rtol=1e-5, atol=1e-6)
+
+
+def test_dataset_strategy_splits_each_input_as_given():
+    ref_losses, ref_train, _ = _train(False)
+    ms.context._reset()
+    losses, train, net = _train(True, full_batch=False, dataset_strategy=((4, 1), (4, 1)))
+    np.testing.assert_allclose(losses, ref_losses, rtol=2e-6)
+    x, _ = _data()
+    train(x, _data()[1])
+    # (4, 1) on 8 devices: repetition 2 in front -> device matrix [2, 4]; rows split 4 ways
+    assert x._value.sharding.spec == jax.sharding.PartitionSpec("d1", None)
+    assert {s.data.shape for s in x._value.addressable_shards} == {(2, 16)}
+    ms.set_auto_parallel_context(dataset_strategy="full_batch")
+    assert ms.get_auto_parallel_context("full_batch") is True
+    with pytest.raises(ValueError, match="must be 'full_batch' or 'data_parallel'"):
+        ms.set_auto_parallel_context(dataset_strategy="model_parallel")
+    with pytest.raises(TypeError, match="must be str or tuple type"):
+        ms.set_auto_parallel_context(dataset_strategy=[(4, 1)])
+    with pytest.raises(TypeError, match="must be int type"):
+        ms.set_auto_parallel_context(dataset_strategy=((4.0, 1),))
+    assert ms.get_auto_parallel_context("dataset_strategy") == "full_batch"

@@ -48,7 +48,7 @@ class Cell:
         cells = d.get("_cells")
         if cells is not None and name in cells:
             return cells[name]
-        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'.")
+        raise AttributeError(f"The '{type(self).__name__}' object has no attribute '{name}'.")
 
     def __setattr__(self, name: str, value) -> None:
         d = self.__dict__

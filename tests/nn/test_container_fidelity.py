@@ -3,9 +3,8 @@
 children's keys and the parameters' names as in MindSpore 2.10 (issue 11, item 7).
 
 ``MINDSPORE_2_10`` is the output of the same script run with real MindSpore 2.10 (CPU,
-``/work/ms-ref/bin/python``), hard-coded. Three lines differ on purpose: sporax's AttributeError
-texts lack MindSpore's leading "The", and assigning a non-Cell raises TypeError (MindSpore 2.10
-fails with an AttributeError from inside its own code).
+``/work/ms-ref/bin/python``), hard-coded. One line differs on purpose: assigning a non-Cell
+raises TypeError (MindSpore 2.10 fails with an AttributeError from inside its own code).
 """
 
 import sporax as ms  # noqa: F401
@@ -52,8 +51,6 @@ nested_insert ['layers.0.weight', 'layers.0.bias', 'layers.1.weight', 'layers.1.
 """
 
 DIFFERENT = {
-    "seq_insert ERR AttributeError 'SequentialCell' object has no attribute 'insert'.",
-    "seq_iadd ERR AttributeError 'SequentialCell' object has no attribute '__iadd__'.",
     "cl_set_bad ERR TypeError For 'CellList', each cell must be subclass of Cell, but got int.",
 }
 
@@ -116,9 +113,7 @@ def test_containers_match_mindspore_2_10_names_and_errors():
     expected = MINDSPORE_2_10.splitlines()
     assert len(lines) == len(expected)
     for got, exp in zip(lines, expected):
-        if got in DIFFERENT:
-            continue
-        assert got == exp
+        assert got == exp or (got in DIFFERENT and exp.split(" ERR")[0] == got.split(" ERR")[0])
 
 
 def test_sequential_cell_runs_after_edits_and_the_walk_sees_them():

@@ -13,10 +13,12 @@ Pipeline: a random-access source of 28x28x1 uint8 images -> Rescale(1/255) -> No
               ``num_parallel_workers=2, python_multiprocessing=True``)
 * grain/batch ``grain.MapDataset.source(...).batch(128).map(g)``: the same ops once per batch, the
               fastest way to write it in Grain (a fair upper reference for sporax's vectorized path)
+  (the grain rows read through ``MapDataset.source``, which accounts each read's bytes with a pytree
+  walk; sporax's leaf source does not: part of sporax's lead, see ``sporax.dataset.sources.RowSource``)
 * numpy       a Python loop over the rows, ops in numpy, ``np.stack`` per batch (one process)
 
-Throughput is timed from the first batch (worker start-up is reported separately), best of
-``--repeat`` epochs, the variants interleaved so that load from other jobs hits all alike. The
+Throughput is that of a second epoch read by the same iterator (worker processes started and
+warm; start-up, to the end of the first epoch, is reported separately), best of ``--repeat``, the variants interleaved so that load from other jobs hits all alike. The
 Model.train figure trains a 784-128-10 MLP (GRAPH_MODE) on the same pipeline (shuffled, +
 TypeCast of the labels) and reports, for the second epoch, the time between one step's end and
 the next step's start (waiting for the next batch) over the epoch time, next to the time the
@@ -79,21 +81,39 @@ def numpy_batch(batch):
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), label
 
 
-def time_epoch(make_iter):
-    """(start-up seconds, images/s after the first batch) of one epoch."""
+def time_epoch(make_iter, warm: int):
+    """(start-up seconds, images/s) of an epoch read after ``warm`` batches of an earlier one (so
+    that worker processes are all up and running)."""
     t0 = time.perf_counter()
     it = make_iter()
-    first = next(it)
+    for _ in range(warm):
+        next(it)
     t1 = time.perf_counter()
-    n = len(first[0])
+    n = 0
     for b in it:
         n += len(b[0])
     t2 = time.perf_counter()
-    if hasattr(it, "close"):
-        it.close()
-    if hasattr(it, "stop"):
-        it.stop()
-    return t1 - t0, (n - len(first[0])) / (t2 - t1)
+    for stop in ("close", "stop"):
+        if hasattr(it, stop):
+            getattr(it, stop)()
+    return t1 - t0, n / (t2 - t1)
+
+
+class _Epochs2:
+    """Both epochs of one sporax iterator (each ``for`` over it is one epoch), as one stream."""
+
+    def __init__(self, it) -> None:
+        self.it = it
+        self._gen = (b for _ in range(2) for b in it)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return next(self._gen)
+
+    def stop(self) -> None:
+        self.it.stop()
 
 
 def identity(x):
@@ -106,7 +126,8 @@ def sporax_iter(src, workers, per_row=False):
         ops = [vision.Rescale(1 / 255, 0.0), vision.Normalize([MEAN], [STD]), vision.HWC2CHW()]
         d = d.map(ops + [identity] if per_row else ops, "image", num_parallel_workers=workers,
                   python_multiprocessing=workers > 1)
-        return iter(d.batch(BATCH).create_tuple_iterator(num_epochs=1, output_numpy=True))
+        it = d.batch(BATCH).create_tuple_iterator(num_epochs=2, output_numpy=True)
+        return _Epochs2(it)
     return make
 
 
@@ -116,6 +137,7 @@ def grain_iter(src, workers, per_batch=False):
             g = grain.MapDataset.source(src).batch(BATCH, batch_fn=stack).map(numpy_batch)
         else:
             g = grain.MapDataset.source(src).map(numpy_row).batch(BATCH, batch_fn=stack)
+        g = g.repeat(2)  # two epochs: the first warms up
         if workers > 1:
             from absl import flags
 
@@ -132,8 +154,9 @@ def grain_iter(src, workers, per_batch=False):
 def numpy_iter(src):
     def make():
         def gen():
-            for s in range(0, len(src), BATCH):
-                yield stack([numpy_row(src[i]) for i in range(s, min(s + BATCH, len(src)))])
+            for _ in range(2):
+                for s in range(0, len(src), BATCH):
+                    yield stack([numpy_row(src[i]) for i in range(s, min(s + BATCH, len(src)))])
         return gen()
     return make
 
@@ -219,7 +242,7 @@ def main() -> None:
     print(f"pipeline: {args.n} images 28x28x1 -> Rescale -> Normalize -> HWC2CHW -> batch {BATCH} "
           f"(machine shared with other jobs: figures are noisy; ratios are of interleaved runs)")
     print(f"{'workers':>7} {'sporax':>8} {'sporax/row':>10} {'grain':>8} {'grain/batch':>11} {'numpy':>8}  "
-          f"{'sporax/grain':>12} {'row/grain':>9} {'sporax/grain-batch':>18}  start-up s (sporax/grain)")
+          f"{'sporax/grain':>12} {'row/grain':>9} {'sporax/grain-batch':>18}  first epoch s (sporax/grain)")
     for workers in (1, 2):
         if workers > 1 and args.skip_workers:
             continue
@@ -231,7 +254,7 @@ def main() -> None:
         runs = {k: [] for k in makers}
         for _ in range(rep):  # interleaved, so that load from other jobs hits all alike
             for k, make in makers.items():
-                runs[k].append(time_epoch(make))
+                runs[k].append(time_epoch(make, -(-args.n // BATCH)))
         up = {k: min(r[0] for r in v) for k, v in runs.items()}
         rate = {k: max(r[1] for r in v) for k, v in runs.items()}
         np_rate = f"{rate['numpy']:>8.0f}" if "numpy" in rate else f"{'-':>8}"

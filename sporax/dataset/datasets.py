@@ -7,7 +7,10 @@ that moment, so ``ms.set_seed(s)`` before iterating gives the same order in ever
 
 Operation          Grain transformation
 ``map``            ``MapDataset.map_with_index`` / ``IterDataset.map`` (``random_map`` seeding per row)
-``batch``          ``.batch(batch_fn=...)`` (+ a map for ``per_batch_map``)
+``batch``          ``.batch(batch_fn=...)`` (+ a map for ``per_batch_map``); over random-access rows
+                   the maps/projects right below it run in one ``map_with_index`` per batch
+                   (``_graph.FusedBatch``: vectorized for elementwise transforms)
+``padded_batch``   ``batch`` whose batch_fn pads the ``pad_info`` columns
 ``shuffle``        a shuffle buffer over the stream (``BufferShuffleIterDataset``); a per-epoch
                    permutation (``select_from_datasets``) when the buffer holds every row
 ``repeat``         ``MapDataset.repeat`` / ``RepeatIterDataset``

@@ -83,3 +83,13 @@ def test_custom_loop_over_tuple_iterator():
             assert x.dtype == ms.float32 and x.shape == (8, 4)
             losses.append(float(step(x, y).asnumpy()))
     assert len(losses) == 12 and losses[-1] < losses[0]
+
+
+def test_progress_bar_counts_the_dataset_size(capsys):
+    from sporax.train.callback import ProgressBar
+
+    net = nn.Dense(4, 1)
+    model = Model(net, nn.MSELoss(), nn.SGD(net.trainable_params(), 0.01))
+    model.train(1, pipeline(), callbacks=[ProgressBar(leave=True)])
+    err = capsys.readouterr().err
+    assert "6/6" in err and "epoch 1/1" in err  # total = get_dataset_size() of the pipeline: 48 rows / 8

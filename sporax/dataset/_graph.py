@@ -434,3 +434,12 @@ class _BufferShuffleIterator(grain.DatasetIterator):
     def set_state(self, state):
         raise RuntimeError("Dataset.shuffle with a buffer smaller than the dataset cannot resume from a saved "
                            "position; restart the epoch.")
+
+
+class ToDevice:
+    """A row's numeric arrays as (uncommitted) jax arrays on the default device, for Tensors."""
+
+    def __call__(self, row):
+        import jax
+
+        return tuple(jax.device_put(v) if type(v) is np.ndarray and v.dtype.kind in "biufc" else v for v in row)

@@ -78,3 +78,19 @@ def test_shuffle_bad_buffer_size():
         d.shuffle(1)
     with pytest.raises(TypeError, match="'buffer_size' should be an int"):
         d.shuffle(2.0)
+
+
+def test_epoch_orders_read_by_several_threads_match_one_thread():
+    def run(workers):
+        ms.set_seed(9)
+        d = ds.GeneratorDataset(Src(64), ["x"], shuffle=True, num_parallel_workers=workers,
+                                python_multiprocessing=False)
+        return epochs(d.map(lambda x: x * 2, "x", num_parallel_workers=workers).batch(4), 3)
+
+    one, four = run(1), run(4)
+    assert one == four and all(sorted(sum(e, [])) == list(range(0, 128, 2)) for e in one) and one[0] != one[1]
+
+
+def test_distributed_sampler_offset_checked():
+    with pytest.raises(ValueError, match="'offset' should be -1 or an int >= 0"):
+        ds.DistributedSampler(2, 0, offset=-2)

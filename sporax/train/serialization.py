@@ -169,7 +169,7 @@ def _plan(save_obj, integrated_save: bool, append_dict, choice_func) -> tuple[li
     from sporax import communication
 
     layouts = _net_layouts(save_obj) if not isinstance(save_obj, (dict, list, tuple)) else {}
-    rank = communication.get_rank() if layouts else 0
+    rank = communication.get_rank() if layouts or not integrated_save else 0
     items: list[Item] = []
     strings: dict[str, str] = {}
     values = list(_named_values(save_obj, choice_func))
@@ -198,6 +198,9 @@ def _plan(save_obj, integrated_save: bool, append_dict, choice_func) -> tuple[li
                     rank,
                 )
             items.append(_sharded_item(name, value, layouts[name], rank))
+        elif isinstance(value, Parameter) and not integrated_save and (win := _device_window(value, rank)) is not None:
+            items.append(tensor_item(name, value, {"full_shape": list(value.shape), "offsets": list(win[0]),
+                                                    "rank": rank}, win))
         elif isinstance(value, Tensor):
             items.append(tensor_item(name, value))
         elif isinstance(value, np.ndarray):
@@ -210,6 +213,27 @@ def _plan(save_obj, integrated_save: bool, append_dict, choice_func) -> tuple[li
                 f"numpy array, number or str, but got {type(value).__name__}."
             )
     return items, strings
+
+
+def _device_window(p: Parameter, rank: int) -> tuple | None:
+    """``(offsets, sizes)`` of the device of ``rank`` in a parameter held as a ``jax.Array``
+    split over one device per rank (the parallel optimizer's data-parallel shards: no layout
+    entry), or None (not split, or not one device per rank: then the full tensor is saved)."""
+    from sporax import communication
+    from sporax.train._ckpt_io import _is_sharded, _shard_window
+
+    value = p._value
+    if not _is_sharded(value) or len(value.sharding.device_set) != communication.get_group_size():
+        return None
+    devices = getattr(getattr(value.sharding, "mesh", None), "devices", None)
+    if devices is None or not 0 <= rank < devices.size:
+        return None
+    device = devices.flat[rank]
+    for shard in value.addressable_shards:
+        if shard.device == device:
+            win = _shard_window(shard, tuple(value.shape))
+            return None if win[1] == tuple(value.shape) else win
+    return None
 
 
 def _holds_slice(p: Parameter, integrated_save: bool) -> bool:

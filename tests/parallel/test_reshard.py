@@ -593,3 +593,47 @@ def test_lazy_sharded_parameter_loads_its_window_through_load_checkpoint_too(tmp
     net.parameter_layout_dict = {"w": ([4], [0, -1], [4, 4])}
     sp.load_checkpoint(str(tmp_path / "r2.ckpt"), net)
     np.testing.assert_array_equal(net.w.asnumpy(), full[8:12])
+
+
+# ----------------------------------------------------------------------------- parallel optimizer
+def popt(n: int):
+    sp.reset_auto_parallel_context()
+    sp.set_auto_parallel_context(parallel_mode="data_parallel", gradients_mean=True, device_num=n,
+                                 enable_parallel_optimizer=True,
+                                 parallel_optimizer_config={"parallel_optimizer_threshold": 0})
+
+
+@pytest.mark.parametrize("integrated", [False, True])
+def test_parallel_optimizer_train_8_load_into_2_and_1_continue(tmp_path, integrated):
+    """Data parallel with the parallel optimizer on 8 devices (weights and Adam state stored 1/8
+    along dim 0); saved per rank (each its rows) or integrated (gathered in row bands); loaded
+    into the parallel optimizer on 2 devices and into one device: equal to uninterrupted training."""
+    sp.set_context(mode=sp.GRAPH_MODE)
+    rng = np.random.default_rng(1)
+    batches = [(Tensor(rng.standard_normal((8, 16)).astype(np.float32)),
+                Tensor(rng.standard_normal((8, 8)).astype(np.float32))) for _ in range(4)]
+    sp.reset_auto_parallel_context()
+    ref = build()
+    reference = (batches, steps(ref, batches), params(ref))
+    popt(8)
+    t8 = build()
+    first = steps(t8, batches[:2])
+    assert _shards(t8, "moment1.fc1.weight") == {(4, 16)} and _shards(t8, "fc2.weight") == {(1, 32)}
+    if integrated:
+        files = [str(tmp_path / "full.ckpt")]
+        sp.save_checkpoint(t8, files[0])
+    else:
+        files = save_ranks(t8, str(tmp_path / "c8"), 8)
+        with ckf.CkptReader(files[3]) as r:
+            assert r.records["moment2.fc1.weight"].shape == (4, 16)
+            assert r.records["moment2.fc1.weight"].layout["offsets"] == [12, 0]
+    popt(2)
+    t2 = build()
+    t2(*batches[0])  # compiled and sharded; its values are then overwritten
+    sp.load_distributed_checkpoint(t2, files)
+    assert _shards(t2, "moment1.fc1.weight") == {(16, 16)}
+    _check_same(t2, first + steps(t2, batches[2:]), reference)
+    sp.reset_auto_parallel_context()
+    t1 = build()
+    sp.load_distributed_checkpoint(t1, files)
+    _check_same(t1, first + steps(t1, batches[2:]), reference)

@@ -134,6 +134,61 @@ RULES: list[tuple[str, str, str, str]] = [
                                           r"get_world_size|is_available|is_initialized|reshard|"
                                           r"set_comm_ops_inplace|distribute)$", PLANNED,
      "collective communication ops (issue 8: data parallel)"),
+    # ---- ops.operations: what is left after the families of issue 12 item 4, by sub-family
+    (r"mindspore(\.ops(\.operations)?)?", r"^(FloatStatus)$", OUT,
+     "Ascend/GPU overflow-status register op; sporax's loss scaling checks finiteness with amp.all_finite"),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(GetNext)$", OUT,
+     "the device-queue op of MindSpore's dataset sink mode; sporax feeds batches from Python"),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(Coalesce)$", OUT, _SPARSE),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(DropoutGenMask|DropoutDoMask)$", PLANNED,
+     "MindSpore's two-step dropout (mask bits, then apply) of its 1.x graphs; ops.Dropout covers the use"),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(BesselK0|BesselK0e|BesselK1|BesselK1e|BesselY0|BesselY1)$", PLANNED,
+     "Bessel K/Y functions: jax.scipy.special has no implementation, so they need their own series (J0/J1 "
+     "use Bessel's integral)"),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(AdjustHue|AdjustSaturation|HSVToRGB|RGBToHSV|CropAndResize|ResizeArea|"
+                                          r"ResizeBicubic|ResizeLinear1D|ResizeNearestNeighborV2|ScaleAndTranslate|"
+                                          r"ExtractGlimpse|SampleDistortedBoundingBoxV2|AffineGrid|GridSampler2D|"
+                                          r"GridSampler3D|UpsampleNearest3D|UpsampleTrilinear3D|ROIAlign|"
+                                          r"ExtractImagePatches|ExtractVolumePatches|Im2Col|Col2Im|Dilation2D|"
+                                          r"DeformableOffsets)$", PLANNED,
+     "image and patch ops (on jax.image and lax.conv_general_dilated_patches); resize nearest/bilinear are done"),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(BoundingBoxDecode|BoundingBoxEncode|CheckValid|NMSWithMask|"
+                                          r"NonMaxSuppressionV3|NonMaxSuppressionWithOverlaps|"
+                                          r"CombinedNonMaxSuppression)$", PLANNED,
+     "detection box ops (IOU is done); NMS needs a fixed-size output formulation under jit"),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(BasicLSTMCell|DynamicGRUV2|DynamicRNN|LSTM)$", PLANNED,
+     "fused RNN kernels: with nn.LSTM/GRU on lax.scan (nn layer family)"),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(CTCLoss|CTCLossV2|CTCGreedyDecoder|RNNTLoss|EditDistance|"
+                                          r"NoRepeatNGram)$", PLANNED, "sequence losses and decoders (optax.ctc_loss "
+                                                                      "has the CTC math)"),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(ForiLoop|WhileLoop|Scan|Partial|HookBackward|InsertGradientOf|"
+                                          r"Assert|CheckNumerics|PyFunc)$", PLANNED,
+     "graph control-flow and hook primitives: lax.fori_loop/while_loop/scan, jax.custom_vjp, "
+     "jax.debug/checkify, jax.pure_callback"),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(Eig|Geqrf|Lstsq|LuSolve|LuUnpack|MatrixDiagPartV3|MatrixDiagV3|"
+                                          r"MatrixSetDiagV3|MatrixLogarithm|MatrixSolveLs|NuclearNorm|Orgqr|"
+                                          r"Ormqr)$", PLANNED,
+     "linear algebra family, rest (jax.numpy.linalg / jax.lax.linalg); Cholesky, Qr, Svd, solves and inverses "
+     "are done"),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(LogUniformCandidateSampler|UniformCandidateSampler|"
+                                          r"MultinomialWithReplacement|NonDeterministicInts|RandpermV2)$", PLANNED,
+     "random family, rest (samplers), on sporax's one run-time key"),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(AdaptiveAvgPool3D|AdaptiveMaxPool3D|FractionalAvgPool|"
+                                          r"FractionalMaxPool\w*|MaxPool3DWithArgmax|MaxUnpool2D|MaxUnpool3D)$",
+     PLANNED, "pooling family, rest (2-D/3-D max/avg, adaptive 2-D and argmax pooling are done)"),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(Conv3DTranspose|DepthwiseConv2dNative)$", PLANNED,
+     "convolution family, rest (as Conv2DBackpropInput: the gradient of the forward convolution)"),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(AdamNoUpdateParam|ApplyAdagradDA|ApplyAdamWithAmsgradV2|"
+                                          r"ApplyKerasMomentum|SGD)$", PLANNED,
+     "Apply* optimizer primitive family, rest (issue 12 item 1)"),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(BatchToSpace|BatchToSpaceNDV2|SpaceToBatch|DataFormatDimMap|"
+                                          r"DataFormatVecPermute|IndexPut|InplaceIndexAdd|LerpScalar|LogSoftmaxExt|"
+                                          r"RaggedRange|SubAndFilter|UniqueWithPad|CompareAndBitpack|identity)$",
+     PLANNED, "array family, rest: older or rarely used variants of ops that are done (SpaceToBatchND, "
+              "IndexAdd, Lerp, LogSoftmax, Unique)"),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(FFTWithSize|STFT)$", PLANNED, "FFT family (jax.numpy.fft)"),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(TripletMarginLoss|EmbeddingLookup)$", PLANNED,
+     "loss family rest / embedding lookup with PS cache (issue 14)"),
     (r"mindspore\.ops(\.operations)?", r"^[A-Z]", PLANNED,
      "operator class family (issue 12 item 1): a Primitive over the functional op / jax.numpy"),
     (r"mindspore\.ops", r".*", PLANNED, "functional op family (issue 12 item 1): maps to jax.numpy/lax"),

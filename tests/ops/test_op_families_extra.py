@@ -120,3 +120,18 @@ def test_value_dependent_shapes_refuse_tracing():
 
     with pytest.raises(ValueError, match="concrete"):
         f(Tensor(np.array([1, 0, 2], np.int32)))
+
+
+def test_accumulate_nv2_and_conv_transpose_gradient_identity():
+    # AccumulateNV2: no CPU kernel in MindSpore 2.10; it is AddN
+    out = ops.AccumulateNV2()((Tensor(A), Tensor(B), Tensor(A)))
+    np.testing.assert_allclose(out.asnumpy(), 2 * A + B, rtol=1e-6)
+    # Conv2DBackpropInput is the input-gradient of Conv2D: <conv(x), dy> == <x, backprop(dy)>
+    x = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((1, 3, 3, 3)).astype(np.float32)
+    y = ops.Conv2D(3, 3)(Tensor(x), Tensor(w)).asnumpy()
+    dx = ops.Conv2DBackpropInput(3, 3)(Tensor(dy), Tensor(w), (1, 2, 5, 5)).asnumpy()
+    np.testing.assert_allclose((y * dy).sum(), (x * dx).sum(), rtol=1e-4)
+    with pytest.raises(ValueError, match="dout"):
+        ops.Conv2DBackpropInput(3, 3)(Tensor(dy), Tensor(w), (1, 2, 6, 6))

@@ -71,10 +71,10 @@ def jax_stepper(n: int, x, y):
     repl, split = NamedSharding(mesh, P()), NamedSharding(mesh, P("dp"))
     key = jax.random.PRNGKey(0)
     params = []
-    for fan_in, fan_out in zip(SIZES[:-1], SIZES[1:]):
+    for fan_in, fan_out in zip(SIZES[:-1], SIZES[1:]):  # MindSpore's Dense layout: weight (out, in), x @ w.T
         key, k1 = jax.random.split(key)
         bound = 1.0 / np.sqrt(fan_in)
-        params.append((jax.random.uniform(k1, (fan_in, fan_out), jnp.float32, -bound, bound),
+        params.append((jax.random.uniform(k1, (fan_out, fan_in), jnp.float32, -bound, bound),
                        jnp.zeros((fan_out,), jnp.float32)))
     tx = optax.sgd(LR, momentum=MOMENTUM)
     params = jax.device_put(params, repl)
@@ -82,7 +82,7 @@ def jax_stepper(n: int, x, y):
 
     def loss_fn(p, x, y):
         for i, (w, b) in enumerate(p):
-            x = x @ w + b
+            x = x @ w.T + b
             if i < len(p) - 1:
                 x = jax.nn.relu(x)
         return optax.softmax_cross_entropy_with_integer_labels(x, y).mean()
@@ -103,6 +103,7 @@ def jax_stepper(n: int, x, y):
         loss.block_until_ready()
         return time.perf_counter() - t
 
+    run.hlo = lambda: step.lower(box[0], box[1], xj, yj).compile().as_text()
     return run
 
 
@@ -147,6 +148,17 @@ def sporax_stepper(n: int, x, y, fusion: str = "ones"):
 
     step = sporax_step(n, fusion)
     xt, yt = Tensor(x), Tensor(y)
+    if n > 1:  # already split over the devices, as the plain-JAX reference's batch is
+        import jax
+        from jax.sharding import NamedSharding
+        from jax.sharding import PartitionSpec as P
+
+        split = NamedSharding(ms.parallel._runtime.mesh(), P(ms.parallel._runtime.AXIS))
+        xt, yt = Tensor(jax.device_put(x, split)), Tensor(jax.device_put(y, split))
+    else:
+        import jax
+
+        xt, yt = Tensor(jax.device_put(x)), Tensor(jax.device_put(y))
     ap = dict(vars(ms.context._state.auto_parallel))
 
     def run(k: int) -> float:

@@ -145,9 +145,15 @@ class AllReduce(_Collective):
         self.add_prim_attr("op", op)
 
     def __call__(self, x):
+        from sporax.parallel import _runtime
+
         a = self._array(x)
         ax = _scope(self.name, self._members)
-        return Tensor._wrap(a if ax is None else all_reduce(a, self.op, ax[0], self._members))
+        if ax is None:
+            return Tensor._wrap(a)
+        out = all_reduce(_runtime.tie([a])[0], self.op, ax[0], self._members)
+        _runtime.advance([out])  # ordered with the step's other all-reduces: never merged with them
+        return Tensor._wrap(out)
 
 
 class AllGather(_Collective):
@@ -218,11 +224,14 @@ class Broadcast(_Collective):
         if self.root_rank >= ax[1]:
             raise ValueError(f"For 'Broadcast', the 'root_rank' {self.root_rank} is not on the data-parallel axis of "
                              f"{ax[1]} devices.")
+        from sporax.parallel import _runtime
+
         idx = jax.lax.axis_index(ax[0])
         out = []
-        for a in arrays:
+        for a in _runtime.tie(arrays):
             b = jax.lax.psum(jnp.where(idx == self.root_rank, a, jnp.zeros((), a.dtype)), ax[0])
             if self._members is not None:
                 b = jnp.where(jnp.isin(idx, jnp.asarray(self._members)), b, a)
             out.append(Tensor._wrap(b.astype(a.dtype)))
+        _runtime.advance([unwrap(b) for b in out])
         return tuple(out)

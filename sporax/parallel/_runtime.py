@@ -38,18 +38,63 @@ def opt_shards():
 def axis_scope(name, size: int, opt_shards=None):
     """While tracing a step's body: its data-parallel axis (a name, or a tuple of mesh axis names
     when the parallel optimizer splits the devices into groups) and its optimizer sharding."""
-    _scope.append([name, size, opt_shards])
+    _scope.append([name, size, opt_shards, None])  # [3]: the chain token of tie/advance
     try:
         yield
     finally:
         _scope.pop()
 
 
-# XLA's all-reduce combiners merge independent all-reduces into one (measured on CPU for
-# shard_map psums); a data-parallel step is compiled without them so that each planned bucket
-# stays one all-reduce and the bucket sizes the user chose are what runs.
+# Without XLA's all-reduce combiners: the parameter broadcast (first step only; one flat buffer
+# per dtype), and the steps that do not rely on the combiner (see combines()).
 COMPILER_OPTIONS = {"xla_disable_hlo_passes": "cpu-all-reduce-combiner,all-reduce-combiner"}
 
+# How a bucket of gradients becomes ONE all-reduce. XLA's SPMD partitioner accepts only
+# single-operand all-reduces in shard_map ("supports only single-operand allreduce in manual
+# partitioning mode", measured on jax 0.10.2), so a bucket can not be one variadic collective
+# written by us. XLA:CPU's all-reduce combiner, which runs after the partitioner, merges every
+# set of mutually independent all-reduces of one dtype (at most 256 operands per all-reduce, no
+# byte limit: measured) into one tuple all-reduce, with no copies. So each gradient of a bucket
+# gets its own psum, and the collectives of a step are chained by data dependency (tie/advance:
+# the inputs of the next collective add an exact zero computed from the previous collective's
+# result), so the combiner merges exactly within a bucket and never across buckets. An
+# optimization_barrier does not work: it is removed before the combiner runs (measured).
+COMBINE_LIMIT = 256
+
+
+def combines(opt_shards=None) -> bool:
+    """True where buckets rely on the combiner (the CPU backend, measured), and the parallel
+    optimizer does not shard the step (its groups keep their own collectives); else one flat
+    buffer per bucket, compiled with COMPILER_OPTIONS."""
+    import jax
+
+    return opt_shards is None and jax.default_backend() == "cpu"
+
+
+def tie(arrays: list) -> list:
+    """``arrays`` made to depend on the last collective of the step being traced (values unchanged)."""
+    import jax.numpy as jnp
+
+    if not _scope or _scope[-1][3] is None:
+        return list(arrays)
+    zero = _scope[-1][3]
+    return [a + zero.astype(a.dtype) if jnp.issubdtype(a.dtype, jnp.inexact) else a for a in arrays]
+
+
+def advance(results: list) -> None:
+    """Record ``results`` (a collective's outputs) as what the next collective of the step waits for."""
+    import jax.numpy as jnp
+
+    if not _scope:
+        return
+    floats = [r for r in results if jnp.issubdtype(r.dtype, jnp.inexact) and r.size]
+    if not floats:
+        return
+    # one element of EVERY result: the next collective must depend on all of them, or the
+    # combiner may still merge it with those it does not depend on (measured)
+    v = sum(r.reshape(-1)[0].real.astype(jnp.float32) for r in floats)
+    # an exact zero XLA can not fold away (x * 0 is not simplified for floats), finite for any x
+    _scope[-1][3] = jnp.where(jnp.isfinite(v), v, jnp.zeros((), jnp.float32)) * jnp.zeros((), jnp.float32)
 
 def cluster_pending() -> bool:
     """True when this process belongs to a cluster whose ``init()`` has not run yet.

@@ -287,7 +287,8 @@ def _step_shards(cell, m):
 def _step_options(shards) -> dict:
     from sporax.parallel import opt_shard
 
-    return opt_shard.compiler_options(shards, _runtime.COMPILER_OPTIONS)
+    # the buckets rely on XLA's all-reduce combiner where _runtime.combines() (see grad_reducer)
+    return opt_shard.compiler_options(shards, {} if _runtime.combines(shards) else _runtime.COMPILER_OPTIONS)
 
 
 def _abstract_inputs(args, kwargs) -> list:
@@ -360,7 +361,8 @@ def _step_function(cell, params: list, m, shards=None):
                     if is_array(x):
                         v = x._jax() if isinstance(x, Tensor) else x
                         if jnp.issubdtype(v.dtype, jnp.floating):
-                            v = jax.lax.pmean(v, axis)
+                            v = jax.lax.pmean(_runtime.tie([v])[0], axis)  # after the gradients' buckets
+                            _runtime.advance([v])
                         o_dyn.append(v)
                         kinds.append(isinstance(x, Tensor))
                     else:

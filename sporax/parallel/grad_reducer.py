@@ -1,9 +1,16 @@
 """``nn.DistributedGradReducer``: all-reduce gradients over the data-parallel group, by the plan.
 
-Per bucket of :func:`sporax.parallel.plan.bucket_records` (one per fusion id, id 0
-alone, layerwise parameters excluded): ravel and concatenate the bucket's gradients into one
-float32 (or wider) buffer, all-reduce it (sum), multiply by ``1/degree`` when ``mean``, split
-and cast back. A bucket of one gradient is all-reduced in its own shape. Gradients of ``layerwise_parallel`` parameters come back unchanged.
+Per bucket of :func:`sporax.parallel.plan.bucket_records` (one per fusion id, id 0 alone,
+layerwise parameters excluded), exactly one all-reduce (sum) in the bucket's dtype (float32 or
+wider), then a multiplication by ``1/degree`` when ``mean`` and a cast back. Gradients of
+``layerwise_parallel`` parameters come back unchanged.
+
+How a bucket becomes one all-reduce (see :mod:`sporax.parallel._runtime`): on the CPU backend
+each gradient gets its own psum in its own shape and XLA's all-reduce combiner merges the
+bucket's psums into one tuple all-reduce, with no copies; the buckets (and the loss's mean)
+are chained by data dependency so that the combiner never merges two of them. Elsewhere a
+bucket of several gradients is raveled and concatenated into one flat buffer (a gradient
+alone keeps its shape). Buckets are reduced last first, the order backward produces them in.
 
 The reducer runs inside a data-parallel step (a Cell holding it is run under ``shard_map``
 over the data-parallel devices, see :mod:`sporax.parallel.data_parallel`); with a single
@@ -23,6 +30,40 @@ from sporax.nn.cell import Cell
 from sporax.parallel import _runtime, opt_shard, plan
 
 __all__ = ["DistributedGradReducer"]
+
+
+def _reduce_each(grads: list, axis: str, members) -> list:
+    """One psum per gradient, in its own shape: XLA's combiner makes them one all-reduce.
+
+    Past the combiner's operand limit the smallest gradients share one flat buffer, so that the
+    bucket still is one all-reduce.
+    """
+    from sporax.ops.comm_ops import ReduceOp, all_reduce
+
+    limit = _runtime.COMBINE_LIMIT
+    if len(grads) <= limit:
+        return [all_reduce(g, ReduceOp.SUM, axis, members) for g in grads]
+    order = sorted(range(len(grads)), key=lambda i: -grads[i].size)
+    alone, packed = order[:limit - 1], sorted(order[limit - 1:])
+    out = [None] * len(grads)
+    for i in alone:
+        out[i] = all_reduce(grads[i], ReduceOp.SUM, axis, members)
+    for i, r in zip(packed, _reduce_flat([grads[i] for i in packed], axis, members)):
+        out[i] = r
+    return out
+
+
+def _reduce_flat(grads: list, axis: str, members) -> list:
+    """The gradients raveled into one buffer, all-reduced, and split back into their shapes."""
+    from sporax.ops.comm_ops import ReduceOp, all_reduce
+
+    flat = all_reduce(jnp.concatenate([g.reshape(-1) for g in grads]), ReduceOp.SUM, axis, members)
+    out, offset = [], 0
+    for g in grads:
+        n = math.prod(g.shape)
+        out.append(flat[offset:offset + n].reshape(g.shape))
+        offset += n
+    return out
 
 
 class DistributedGradReducer(Cell):
@@ -104,31 +145,33 @@ class DistributedGradReducer(Cell):
         degree = self.degree or (len(self._members) if self._members else ax[1] if ax else 1)
         scale = 1.0 / degree if self.mean else None
         out = list(arrays)
+        if ax is None:  # one device: nothing to reduce
+            for bucket in self.buckets():
+                for i in bucket.indices:
+                    if scale is not None:
+                        out[i] = (arrays[i].astype(bucket.dtype) * jnp.asarray(scale, bucket.dtype)).astype(
+                            arrays[i].dtype)
+            return tuple(Tensor._wrap(a) for a in out)
         shards = _runtime.opt_shards()
         if shards is not None:  # parallel optimizer: already reduce-scattered (opt_shard's module docstring)
             for i, p in enumerate(self._grad_params):
                 if id(p) in shards.weights:
                     g = opt_shard.reduce_sharded(arrays[i], shards)
                     out[i] = g if scale is None else g * jnp.asarray(scale, g.dtype)
-        for bucket in self.buckets():
+        combine = _runtime.combines(shards)
+        for bucket in reversed(self.buckets()):  # last layers first: the order backward computes them in
             idx = bucket.indices
             dt = jnp.dtype(bucket.dtype)
-            if len(idx) == 1:  # alone: reduced in its own shape (no ravel, concat or split)
-                g = arrays[idx[0]].astype(dt)
-                if ax is not None:
-                    g = all_reduce(g, ReduceOp.SUM, ax[0], self._members)
+            grads = [arrays[i].astype(dt) for i in idx]
+            if combine:  # chained: the combiner merges this bucket's psums and nothing else
+                reduced = _reduce_each(_runtime.tie(grads), ax[0], self._members)
+                _runtime.advance(reduced)
+            elif len(idx) == 1:
+                reduced = [all_reduce(grads[0], ReduceOp.SUM, ax[0], self._members)]
+            else:
+                reduced = _reduce_flat(grads, ax[0], self._members)
+            for i, r in zip(idx, reduced):
                 if scale is not None:
-                    g = g * jnp.asarray(scale, dt)
-                out[idx[0]] = g.astype(arrays[idx[0]].dtype)
-                continue
-            flat = jnp.concatenate([arrays[i].reshape(-1).astype(dt) for i in idx])
-            if ax is not None:
-                flat = all_reduce(flat, ReduceOp.SUM, ax[0], self._members)
-            if scale is not None:
-                flat = flat * jnp.asarray(scale, dt)
-            offset = 0
-            for i in idx:
-                n = math.prod(arrays[i].shape)
-                out[i] = flat[offset:offset + n].reshape(arrays[i].shape).astype(arrays[i].dtype)
-                offset += n
+                    r = r * jnp.asarray(scale, dt)
+                out[i] = r.astype(arrays[i].dtype)
         return tuple(Tensor._wrap(a) for a in out)

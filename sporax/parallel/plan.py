@@ -15,8 +15,8 @@ Bucket rules, over the reducer's gradients in order:
 - otherwise each parameter's ``comm_fusion`` id: one bucket per id > 0 (ordered by first
   appearance), and each id-0 parameter alone.
 
-A bucket is one flat buffer (the gradients raveled and concatenated, in float32 or wider) and
-one all-reduce.
+A bucket is one all-reduce, in float32 or wider (on the CPU backend a combined all-reduce of the
+gradients in their own shapes; elsewhere one flat buffer: see :mod:`sporax.parallel.grad_reducer`).
 
 Optimizer sharding (``enable_parallel_optimizer=True``, :func:`optimizer_shard_plan`). Over
 the data-parallel group of N devices, with ``k`` = ``optimizer_weight_shard_size`` (-1, the
@@ -61,7 +61,7 @@ _log = logging.getLogger("sporax.parallel")
 
 @dataclasses.dataclass(frozen=True)
 class Bucket:
-    """One fused all-reduce: the gradients of ``names`` concatenated into one ``dtype`` buffer."""
+    """One fused all-reduce: the gradients of ``names``, reduced together in ``dtype``."""
 
     fusion_id: int
     names: tuple

@@ -198,7 +198,14 @@ class _Scale(nn.Cell):
 
 
 def _hlo_allreduces(text: str) -> list:
-    return sorted(re.findall(r"= (\w+\[[\d,]*\])(?:\{[\d,]*\})? all-reduce\(", text))
+    """Each all-reduce of the optimized HLO as the sorted tuple of its operands' types (a combined one has several)."""
+    out = []
+    for line in text.splitlines():
+        m = re.search(r"= (.+?) all-reduce\(", line)
+        if m:
+            kind = re.sub(r"/\*.*?\*/|\{[\d,]*\}", "", m.group(1)).strip("() ")
+            out.append(tuple(sorted(re.findall(r"\w+\[[\d,]*\]", kind))))
+    return sorted(out)
 
 
 @pytest.mark.parametrize("fusion", ["ones", "zeros", "per_layer", "index", "size"])
@@ -223,12 +230,94 @@ def test_fusion_buckets_are_the_compiled_allreduces(fusion):
     step(Tensor(x), Tensor(x))
     got = _hlo_allreduces(compiled_text(step))
     shapes = {row[0]: row[1] for row in plan.rows}
-    # a bucket of several gradients is one flat buffer; a gradient alone keeps its own shape
-    want = [f"f32[{b.numel}]" if len(b.names) > 1 else f"f32[{','.join(map(str, shapes[b.names[0]]))}]"
-            for b in plan.buckets] + ["f32[]"]  # + the loss's mean
-    assert got == sorted(want) and len(got) == plan.allreduce_count
+    # one all-reduce per bucket, each gradient in its own shape (XLA's combiner merges exactly the bucket)
+    want = sorted([tuple(sorted(f"f32[{','.join(map(str, shapes[n]))}]" for n in b.names)) for b in plan.buckets]
+                  + [("f32[]",)])  # + the loss's mean
+    assert got == want and len(got) == plan.allreduce_count
+    assert " concatenate(" not in compiled_text(step)  # no flat buffer: no copies
     if fusion == "index":
         assert [len(b.names) for b in plan.buckets] == [2, 3, 1]
+
+
+def test_the_xla_combiner_facts_the_buckets_rely_on():
+    """XLA:CPU merges independent shard_map psums (at most COMBINE_LIMIT operands each) and never
+    merges across a _runtime.tie dependency; an optimization_barrier does not stop it."""
+    from jax.sharding import Mesh
+    from jax.sharding import PartitionSpec as P
+
+    from sporax.parallel import _runtime
+
+    mesh = Mesh(np.array(jax.devices()), ("dp",))
+
+    def counts(n, how=None, per=1):
+        def body(*a):
+            out, tok = [], None
+            for k in range(0, n, per):
+                gs = [x * 2.0 for x in a[k:k + per]]
+                if how == "barrier" and tok is not None:
+                    gs, _ = jax.lax.optimization_barrier((gs, tok))
+                elif how == "tie":
+                    gs = _runtime.tie(gs)
+                rs = [jax.lax.psum(g, "dp") for g in gs]
+                if how == "tie":
+                    _runtime.advance(rs)
+                out += rs
+                tok = rs
+            return out
+
+        f = jax.shard_map(body, mesh=mesh, in_specs=(P(),) * n, out_specs=P(), check_vma=False)
+        args = [jax.ShapeDtypeStruct((3,), np.float32)] * n
+        with _runtime.axis_scope("dp", 8):
+            text = jax.jit(f).lower(*args).compile().as_text()
+        return sorted(len(g) for g in _hlo_allreduces(text))
+
+    limit = _runtime.COMBINE_LIMIT
+    assert counts(limit + 1) == [1, limit]
+    assert counts(6, "barrier", per=2) == [6]
+    assert counts(6, "tie", per=2) == [2, 2, 2]
+
+
+def test_bucket_past_the_combiner_operand_limit_is_still_one_allreduce(monkeypatch):
+    """More gradients than the combiner takes in one all-reduce (256 on XLA:CPU, measured; 8 here so
+    that the test compiles fast): the largest 7 alone, the smallest rest packed, still one all-reduce."""
+    monkeypatch.setattr(ms.parallel._runtime, "COMBINE_LIMIT", 8)
+    ms.set_context(mode=ms.GRAPH_MODE)
+    ms.set_auto_parallel_context(parallel_mode="data_parallel", gradients_mean=True)
+    net = _Many(12)
+    step = nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), nn.SGD(net.trainable_params(), 0.1))
+    x = np.linspace(0, 1, 32, dtype=np.float32).reshape(8, 4)
+    step(Tensor(x), Tensor(x * 0.5))
+    got = _hlo_allreduces(compiled_text(step))
+    assert len(got) == comm_plan(step).allreduce_count == 2 and sorted(len(k) for k in got) == [1, 8]
+    assert ("f32[20]",) in [tuple(k for k in g if k != "f32[4]") for g in got]  # 5 of the 12 packed: 20 floats
+
+
+@pytest.mark.parametrize("fusion", ["ones", "per_layer"])
+def test_flat_buffer_buckets_where_the_combiner_is_not_relied_on(monkeypatch, fusion):
+    """The other backends' path (one raveled buffer per bucket) trains the same, one all-reduce per bucket."""
+    results = []
+    for combine in (True, False):
+        monkeypatch.setattr(ms.parallel._runtime, "combines", lambda c=combine: c)
+        ms.context._reset()
+        ms.set_context(mode=ms.GRAPH_MODE)
+        ms.set_auto_parallel_context(parallel_mode="data_parallel", gradients_mean=True)
+        ms.set_seed(0)
+        net = _Deep()
+        if fusion == "per_layer":
+            for i, layer in enumerate(net.layers):
+                layer.set_comm_fusion(i + 1)
+        step = nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), nn.Momentum(net.trainable_params(), 0.1, 0.9))
+        x = np.linspace(-1, 1, 64, dtype=np.float32).reshape(16, 4)
+        for _ in range(2):
+            step(Tensor(x), Tensor(x[:, ::-1].copy()))
+        plan = comm_plan(step)
+        got = _hlo_allreduces(compiled_text(step))
+        assert len(got) == plan.allreduce_count
+        if not combine:
+            assert sorted(got) == sorted([(f"f32[{b.numel}]",) for b in plan.buckets] + [("f32[]",)])
+        results.append([p.asnumpy() for p in net.trainable_params()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 def test_index_split_points_20_35_give_three_buckets():

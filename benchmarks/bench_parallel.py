@@ -103,6 +103,16 @@ def jax_stepper(n: int, x, y):
         loss.block_until_ready()
         return time.perf_counter() - t
 
+    def dispatch() -> float:
+        box[0], box[1], loss = step(box[0], box[1], xj, yj)
+        loss.block_until_ready()
+        t = time.perf_counter()
+        box[0], box[1], loss = step(box[0], box[1], xj, yj)
+        d = time.perf_counter() - t
+        loss.block_until_ready()
+        return d
+
+    run.dispatch = dispatch
     run.hlo = lambda: step.lower(box[0], box[1], xj, yj).compile().as_text()
     return run
 
@@ -171,6 +181,16 @@ def sporax_stepper(n: int, x, y, fusion: str = "ones"):
         out._jax().block_until_ready()
         return time.perf_counter() - t
 
+    def dispatch() -> float:
+        """Seconds until one step call returns (the compiled step itself runs asynchronously)."""
+        step(xt, yt)._jax().block_until_ready()
+        t = time.perf_counter()
+        out = step(xt, yt)
+        d = time.perf_counter() - t
+        out._jax().block_until_ready()
+        return d
+
+    run.dispatch = dispatch
     return run, step
 
 
@@ -186,19 +206,38 @@ def timed(steppers: dict, steps: int, rounds: int) -> dict:
 
 def part1(steps: int, rounds: int) -> None:
     print(f"\n(1) one process, n simulated devices, batch {PER_DEVICE}/device: steps/s "
-          f"(median of {rounds} interleaved rounds of {steps} steps)")
-    print(f"  {'devices':>7s} {'plain JAX':>10s} {'sporax DP':>10s} {'ratio':>7s}")
+          f"(median of {rounds} interleaved rounds of {steps} steps); dispatch = ms until one step call returns "
+          "(median of 5; host work, the step runs asynchronously)")
+    print(f"  {'devices':>7s} {'plain JAX':>10s} {'sporax DP':>10s} {'ratio':>7s} {'dispatch JAX':>13s} "
+          f"{'dispatch sporax':>16s}")
     for n in (1, 2, 4, 8):
         x, y = make_data(PER_DEVICE * n)
-        res = timed({"jax": jax_stepper(n, x, y), "sporax": sporax_stepper(n, x, y)[0]}, steps, rounds)
-        print(f"  {n:7d} {res['jax']:10.2f} {res['sporax']:10.2f} {res['sporax'] / res['jax']:6.2f}x", flush=True)
+        steppers = {"jax": jax_stepper(n, x, y), "sporax": sporax_stepper(n, x, y)[0]}
+        res = timed(steppers, steps, rounds)
+        disp = {k: 1e3 * float(np.median([r.dispatch() for _ in range(5)])) for k, r in steppers.items()}
+        print(f"  {n:7d} {res['jax']:10.2f} {res['sporax']:10.2f} {res['sporax'] / res['jax']:6.2f}x "
+              f"{disp['jax']:13.2f} {disp['sporax']:16.2f}", flush=True)
+
+
+def _hlo_allreduce_bytes(text: str) -> tuple:
+    """(count, bytes) of the all-reduces in optimized HLO text (a combined one counts once, all its operands)."""
+    sizes = {"f32": 4, "f64": 8, "f16": 2, "bf16": 2, "s32": 4}
+    count = total = 0
+    for line in text.splitlines():
+        m = re.search(r"= (.+?) all-reduce\(", line)
+        if m:
+            count += 1
+            for dt, dims in re.findall(r"(\w+)\[([\d,]*)\]", m.group(1)):
+                total += sizes.get(dt, 4) * int(np.prod([int(d) for d in dims.split(",") if d] or [1]))
+    return count, total
 
 
 def part3(steps: int, rounds: int) -> None:
     import sporax as ms
 
     print("\n(3) fusion on 8 devices: gradient buckets, all-reduces per step (plan == compiled HLO), bytes, steps/s")
-    print(f"  {'fusion ids':>12s} {'buckets':>8s} {'plan ARs':>8s} {'HLO ARs':>8s} {'AR bytes':>10s} {'steps/s':>8s}")
+    print(f"  {'fusion ids':>12s} {'buckets':>8s} {'plan ARs':>8s} {'HLO ARs':>8s} {'plan bytes':>10s} "
+          f"{'HLO bytes':>10s} {'steps/s':>8s}")
     x, y = make_data(PER_DEVICE * 8)
     steppers, steps_by = {}, {}
     for fusion in ("zeros", "per_layer", "ones"):
@@ -206,10 +245,10 @@ def part3(steps: int, rounds: int) -> None:
     res = timed(steppers, steps, rounds)
     for fusion, step in steps_by.items():
         plan = ms.parallel.comm_plan(step)
-        hlo = len(re.findall(r" all-reduce\(", ms.parallel.compiled_text(step)))
+        hlo, hlo_bytes = _hlo_allreduce_bytes(ms.parallel.compiled_text(step))
         label = {"zeros": "all 0", "per_layer": "per layer", "ones": "all 1"}[fusion]
         print(f"  {label:>12s} {len(plan.buckets):8d} {plan.allreduce_count:8d} {hlo:8d} {plan.allreduce_bytes:10d} "
-              f"{res[fusion]:8.2f}")
+              f"{hlo_bytes:10d} {res[fusion]:8.2f}")
 
 
 # ---------------------------------------------------------------------------------- parallel optimizer
@@ -294,6 +333,16 @@ def sporax_popt_stepper(n: int, x, y):
         out._jax().block_until_ready()
         return time.perf_counter() - t
 
+    def dispatch() -> float:
+        """Seconds until one step call returns (the compiled step itself runs asynchronously)."""
+        step(xt, yt)._jax().block_until_ready()
+        t = time.perf_counter()
+        out = step(xt, yt)
+        d = time.perf_counter() - t
+        out._jax().block_until_ready()
+        return d
+
+    run.dispatch = dispatch
     return run, step
 
 

@@ -4,12 +4,13 @@ A Primitive holds its attributes twice, as MindSpore does: in ``attrs`` (the dic
 ``repr`` and ``get_attr_dict`` show) and as plain instance attributes (``conv.stride``).
 :func:`prim_attr_register` records a constructor's arguments into both.
 
-``shard(in_strategy, out_strategy)`` records a strategy (checked for types here). The
-operators listed in ``_SHARD_KINDS`` have their ``__call__`` wrapped once, at class creation,
-so that while a semi-auto parallel step is traced (``_shard_scope`` non-empty; the scope is
-pushed by :mod:`sporax.parallel.semi_auto`) each call goes through the scope, which checks the
-strategy against the input shapes, records parameter layouts and adds sharding constraints.
-Outside such a trace the wrapper costs one list test.
+``shard(in_strategy, out_strategy)`` records a strategy (checked for types here). Every
+Primitive class has its ``__call__`` wrapped once, at class creation, so that while a
+semi-auto parallel step is traced (``_shard_scope`` non-empty; the scope is pushed by
+:mod:`sporax.parallel.semi_auto`) each call goes through the scope: for the operators listed
+in ``_SHARD_KINDS`` it checks the strategy against the input shapes, records parameter layouts
+and adds sharding constraints; a strategy on any other operator is a RuntimeError (it would
+otherwise be silently ignored). Outside such a trace the wrapper costs one list test.
 """
 
 from __future__ import annotations
@@ -107,9 +108,9 @@ class Primitive:
             from sporax.ops import _amp_scope
 
             cls.__call__ = _amp_scope.hook_call(call)
-        kind = _SHARD_KINDS.get(cls.__name__)
+        kind = _SHARD_KINDS.get(cls.__name__)  # None: no sharding rule (a strategy on it is an error)
         call = next((b.__dict__["__call__"] for b in cls.__mro__ if "__call__" in b.__dict__), None)
-        if kind is not None and call is not None and getattr(call, "_sporax_shard_kind", None) != kind:
+        if call is not None and getattr(call, "_sporax_shard_kind", False) != kind:
             cls.__call__ = _shardable(getattr(call, "_sporax_shard_inner", call), kind)
 
     def __init__(self, name: str | None = None) -> None:

@@ -59,6 +59,15 @@ __all__ = ["MODES", "run", "layouts_of", "compiled_text"]
 MODES = ("semi_auto_parallel", "auto_parallel")
 
 
+def _shardable_names() -> set:
+    from sporax.ops.primitive import _SHARD_KINDS
+
+    return set(_SHARD_KINDS)
+
+
+_SHARDABLE = _shardable_names()
+
+
 # ---------------------------------------------------------------------------------- the scope
 class _Scope:
     """Pushed on ``primitive._shard_scope`` while a step is traced: checks strategies, records
@@ -87,6 +96,14 @@ class _Scope:
         strategy = prim.in_strategy
         if strategy is None or kind == "reshape":
             return call(prim, *args, **kwargs)
+        if kind is None:
+            path = self.names.get(id(prim))
+            where = f"'{prim.name}'" + (f" (the primitive '{path}')" if path else "")
+            raise RuntimeError(
+                f"For {where}, semi-auto parallel has no sharding rule, so its strategy {strategy} can not be "
+                f"applied. Operators that take strategies: {', '.join(sorted(_SHARDABLE))}; remove the shard() "
+                "call or use one of them."
+            )
         pos = [i for i, a in enumerate(args) if isinstance(a, (Tensor, jax.Array, jax.core.Tracer))]
         shapes = [tuple(args[i].shape) for i in pos]
         op_layout = _strategy.infer(kind, prim.name, shapes, strategy, self.n, attrs=_attrs(prim, kind, args, kwargs),

@@ -262,6 +262,8 @@ def test_other_strategy_errors():
         One(ops.ReLU().shard(((8, 1),), ((8, 1),)))(x)
     with pytest.raises(RuntimeError, match=r"'ReduceSum'.*device_num=8 is not divisible by the 3 devices"):
         One(ops.ReduceSum().shard(((1, 3),)), 1)(Tensor(np.ones((8, 6), np.float32)))
+    with pytest.raises(RuntimeError, match=r"'Tile'.*no sharding rule, so its strategy \(\(8, 1\),\) can not"):
+        One(ops.Tile().shard(((8, 1),)), (1, 2))(x)
     with pytest.raises(ValueError, match=r"input 0 of shape \(6, 16\) can not be split \(8, 1\) ways"):
         ms.set_auto_parallel_context(full_batch=False)
         One(ops.ReLU().shard(((1, 1),)))(Tensor(np.ones((6, 16), np.float32)))
@@ -372,3 +374,29 @@ def test_dataset_strategy_splits_each_input_as_given():
     with pytest.raises(TypeError, match="must be int type"):
         ms.set_auto_parallel_context(dataset_strategy=((4.0, 1),))
     assert ms.get_auto_parallel_context("dataset_strategy") == "full_batch"
+
+
+def test_model_train_runs_semi_auto_steps():
+    from sporax import dataset as ds
+    from sporax.train import Model
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((32, 16)).astype(np.float32)
+    y = rng.standard_normal((32, 8)).astype(np.float32)
+
+    def fit(parallel: bool):
+        ms.context._reset()
+        if parallel:
+            ms.set_auto_parallel_context(parallel_mode="semi_auto_parallel", device_num=8, full_batch=True)
+        ms.set_seed(4)
+        net = MLP()
+        if parallel:
+            _megatron(net, 1, 8)
+        model = Model(net, nn.MSELoss(), nn.Momentum(net.trainable_params(), 0.1, 0.9))
+        model.train(2, ds.NumpySlicesDataset((x, y), ["x", "y"], shuffle=False).batch(8))
+        return net
+
+    ref, got = fit(False), fit(True)
+    for p, q in zip(ref.get_parameters(), got.get_parameters()):
+        np.testing.assert_allclose(q.asnumpy(), p.asnumpy(), rtol=1e-5, atol=1e-6, err_msg=p.name)
+    assert got.fc1.weight._value.addressable_shards[0].data.shape == (4, 16)

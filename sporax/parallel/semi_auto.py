@@ -79,6 +79,7 @@ class _Scope:
         self.names = names  # id(primitive) -> its attribute path ("fc1.matmul"), for messages
         self.record = record  # id(Parameter) -> (dev_mat, tensor_map), or None (not recording)
         self._shardings: dict = {}
+        self.inside: set = set()  # ids of the primitives whose sharded call is running
 
     def sharding(self, dev_mat: tuple, tensor_map: tuple):
         key = (tuple(dev_mat), tuple(tensor_map))
@@ -94,8 +95,8 @@ class _Scope:
         from sporax.common.tensor import Tensor
 
         strategy = prim.in_strategy
-        if strategy is None or kind == "reshape":
-            return call(prim, *args, **kwargs)
+        if strategy is None or kind == "reshape" or id(prim) in self.inside:
+            return call(prim, *args, **kwargs)  # (inside: a base class's __call__ reached from the sharded one)
         if kind is None:
             path = self.names.get(id(prim))
             where = f"'{prim.name}'" + (f" (the primitive '{path}')" if path else "")
@@ -116,7 +117,11 @@ class _Scope:
             value = a._jax() if isinstance(a, Tensor) else a
             value = jax.lax.with_sharding_constraint(value, self.sharding(op_layout.dev_mat, tmap))
             new[i] = Tensor._wrap(value) if isinstance(a, Tensor) else value
-        out = call(prim, *new, **kwargs)
+        self.inside.add(id(prim))
+        try:
+            out = call(prim, *new, **kwargs)
+        finally:
+            self.inside.discard(id(prim))
         if prim.out_strategy is not None and isinstance(out, Tensor):  # else: left to propagation
             s = self.sharding(op_layout.out_dev_mat, op_layout.out_map)
             out = Tensor._wrap(jax.lax.with_sharding_constraint(out._jax(), s))

@@ -135,3 +135,15 @@ def test_accumulate_nv2_and_conv_transpose_gradient_identity():
     np.testing.assert_allclose((y * dy).sum(), (x * dx).sum(), rtol=1e-4)
     with pytest.raises(ValueError, match="dout"):
         ops.Conv2DBackpropInput(3, 3)(Tensor(dy), Tensor(w), (1, 2, 6, 6))
+
+
+def test_importing_the_operator_modules_starts_no_jax_backend():
+    # jax.distributed.initialize() must come before any JAX computation (msrun workers rely on it)
+    import subprocess
+    import sys
+
+    code = ("import sporax, sporax.ops, sporax.amp, sporax.experimental.optim\n"
+            "import jax._src.xla_bridge as xb\n"
+            "assert not xb.backends_are_initialized()\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]

@@ -56,9 +56,8 @@ def _bessel_j(n: int):
     """``J_n`` from Bessel's integral ``(1/2pi) * integral of cos(n t - x sin t)`` over a period: the
     trapezoid rule on a periodic integrand is exact to float precision for ``|x| < ~N/2``; beyond
     that, the large-argument asymptotic form."""
-    taus = jnp.arange(256) * (2 * math.pi / 256)
-
     def fn(a):
+        taus = jnp.arange(256) * (2 * math.pi / 256)  # not at import: no JAX call may precede distributed init
         x = a.astype(jnp.float32)
         series = jnp.mean(jnp.cos(n * taus - x[..., None] * jnp.sin(taus)), axis=-1)
         big = jnp.abs(x) > 100

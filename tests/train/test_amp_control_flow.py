@@ -154,3 +154,25 @@ def test_bare_jax_jit_names_the_fix():
     with pytest.raises(TypeError, match="ops.select"):
         jax.jit(f)(jnp.ones(2))
     assert ops.select is not None
+
+
+def test_if_inside_a_differentiated_function_under_jit():
+    w = Parameter(Tensor(np.array([1.0, -2.0], np.float32)), name="w")
+
+    def fwd(x):
+        y = (x * w).sum()
+        if y > 0:
+            return y * 2
+        return y * 3
+
+    grad_fn = value_and_grad(fwd, None, [w])
+
+    @jit
+    def step(x):
+        return grad_fn(x)
+
+    for xv, scale in (([3.0, 1.0], 2.0), ([1.0, 3.0], 3.0)):
+        x = np.array(xv, np.float32)
+        loss, (g,) = step(Tensor(x))
+        np.testing.assert_allclose(loss.asnumpy(), scale * float((x * [1.0, -2.0]).sum()))
+        np.testing.assert_allclose(g.asnumpy(), scale * x)

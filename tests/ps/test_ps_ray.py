@@ -170,8 +170,8 @@ def _kill_all(procs) -> None:
 
 
 def test_scheduler_servers_and_workers_as_processes_train_with_caches_and_survive_a_worker_kill(tmp_path):
-    """MindSpore's launch: an MS_SCHED process (it starts the Ray head at 127.0.0.1:<free port>), two
-    MS_PSERVER processes and two MS_WORKER processes, 2 servers. Two jobs in turn on that cluster:
+    """MindSpore's launch: an MS_SCHED process (it starts the Ray head at 127.0.0.1:<free port>), an
+    MS_PSERVER process and two MS_WORKER processes, 2 servers. Two jobs in turn on that cluster:
     no cache (worker 1 is killed mid-training and replaced by a new process, which resumes from the
     servers' state), then a 12-row cache on each worker. Both equal single-process local training:
     Adam moves every row each step as locally, and caches on several workers change nothing."""
@@ -188,7 +188,7 @@ def test_scheduler_servers_and_workers_as_processes_train_with_caches_and_surviv
     sched = servers = workers = replacement = None
     try:
         sched = _spawn(env, "MS_SCHED", args())
-        servers = [_spawn(env, "MS_PSERVER", args(), MS_SERVER_ID=k) for k in range(2)]
+        servers = [_spawn(env, "MS_PSERVER", args(), MS_SERVER_ID=0)]  # server 1's actor: made by whoever needs it
         workers = [_spawn(env, "MS_WORKER", args(w), MS_WORKER_ID=w) for w in range(2)]
         for line in workers[1].stdout:
             if line.startswith("step 0 2"):
@@ -197,8 +197,7 @@ def test_scheduler_servers_and_workers_as_processes_train_with_caches_and_surviv
         workers[1].wait()
         replacement = _spawn(env, "MS_WORKER", args(1), MS_WORKER_ID=1)
         outs = {}
-        for name, p in [("w0", workers[0]), ("w1", replacement), ("s0", servers[0]), ("s1", servers[1]),
-                        ("sched", sched)]:
+        for name, p in [("w0", workers[0]), ("w1", replacement), ("s0", servers[0]), ("sched", sched)]:
             outs[name], _ = p.communicate(timeout=240)
             assert p.returncode == 0, (name, outs[name][-3000:])
     finally:
@@ -240,7 +239,7 @@ def test_retried_push_is_applied_once(ps_job):
     assert [ray.get(h.status.remote(0))["step"] for h in servers] == [4, 4]
 
 
-def test_server_restart_resumes_from_snapshot(own_job, tmp_path):
+def test_server_restart_resumes_from_snapshot_and_a_dead_server_fails_in_bounded_time(own_job, tmp_path):
     import ray
 
     ps_job = own_job
@@ -260,31 +259,23 @@ def test_server_restart_resumes_from_snapshot(own_job, tmp_path):
         except ray.exceptions.RayActorError:
             pass
         assert time.time() < deadline
-        time.sleep(0.2)
+        time.sleep(0.05)
     assert info["step"] == 4 and info["snapshot_step"] == 4  # resumed at its last snapshot
     train(cell, 8, start=5)  # the worker notices the restart and replays step 4 from its log
     sporax.ps.pull_parameters(cell)
     got = values(net)
     reset_servers(ps_job["job"])
     sp.context._reset()
-    _, _, uninterrupted = _ps(8, opt="adam")
+    cell, _, uninterrupted = _ps(8, opt="adam")
     _close(got, uninterrupted, atol=1e-6)
 
-
-def test_dead_server_gives_a_clear_error_in_bounded_time(own_job):
-    import ray
-
-    ps_job = own_job
-    sp.set_ps_context(enable_ps=True)
-    cell, net = build(True)
-    train(cell, 2)  # compiled and warm: now a silent server is a dead one
+    # A server that dies for good: a clear RuntimeError within a bounded time, naming it and what it held.
     sp.set_ps_context(server_timeout=3.0)
-    servers = _servers(ps_job["job"])
     held = ray.get(servers[1].ping.remote())["pieces"]
     ray.kill(servers[1], no_restart=True)
     t0 = time.time()
     with pytest.raises(RuntimeError, match=r"Parameter server 1 .*dead") as info:
-        train(cell, 3, start=2)
+        train(cell, 9, start=8)
     assert time.time() - t0 < 15
     for name in held:
         assert name in str(info.value)

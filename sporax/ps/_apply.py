@@ -17,7 +17,7 @@ import numpy as np
 from sporax.common import _binding
 from sporax.common.tensor import Tensor
 
-__all__ = ["RowStore", "state_params", "step_optimizer", "bucket", "rows_only"]
+__all__ = ["RowStore", "state_params", "step_optimizer", "bucket", "rows_only", "frozen_states"]
 
 
 class RowStore:
@@ -90,6 +90,17 @@ def rows_only(opt) -> bool:
     if isinstance(opt, SGD):
         return float(np.asarray(opt.momentum._jax())) == 0.0
     return type(opt) is Adagrad
+
+
+def frozen_states(opt) -> set:
+    """Names of the optimizer-state Parameters a step of ``opt`` neither changes nor uses for the
+    update (SGD without momentum: ``accum.*`` and ``stat.*``). Their rows need not travel between
+    a server and a cache: both copies keep their initial values."""
+    from sporax.nn.optim.sgd import SGD
+
+    if isinstance(opt, SGD) and float(np.asarray(opt.momentum._jax())) == 0.0:
+        return {q.name for qs in state_params(opt).values() for q in qs}
+    return set()
 
 
 def _pad(rows: np.ndarray, n: int) -> np.ndarray:

@@ -11,6 +11,14 @@ from: a hit, a miss loaded into a free or evicted slot, or, when the cache canno
 step's rows, a direct read from the server for this step (the *fallback*, whose gradient then
 goes to the server). Rows used by the current step are never evicted. ``policy`` is ``"LRU"``
 (least recently used, by step) or ``"LFU"`` (fewest uses since loaded, then LRU).
+
+Each worker has its own cache. With several workers a row is held by at most one cache at a
+time (the servers track which): ids another worker also looks up in a step are excluded
+(``prepare(exclude=...)``) and updated on the server, and a held row another worker needs is
+dropped and returned first (:meth:`drop`); see :meth:`sporax.ps.server.ParameterServer.announce`.
+A cache holds the only current copy of its updated rows until it writes them back, so a
+worker killed mid-training loses the updates its cache held (a replacement resumes with the
+servers' copies of those rows).
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ class EmbeddingCache:
         self.dim = dim
         self.policy = policy
         self.store = RowStore(np.zeros((capacity, dim), dtype), {})
+        self.frozen: set = set()  # optimizer states that never change (not loaded, not written back)
         self.slot_of = np.full(vocab_size, -1, np.int64)
         self.id_of = np.full(capacity, -1, np.int64)
         self.last_used = np.full(capacity, -1, np.int64)
@@ -56,6 +65,9 @@ class EmbeddingCache:
         self.last: dict = {}
         self.totals = {"lookups": 0, "lookup_hits": 0, "unique": 0, "unique_hits": 0, "fallback": 0,
                        "evictions": 0, "writebacks": 0, "shared": 0, "given_back": 0}
+
+    def _moving(self, slots) -> dict:
+        return {k: v[slots].copy() for k, v in self.store.states.items() if k not in self.frozen}
 
     def add_state(self, name: str, fill_rows) -> None:
         """Track optimizer state ``name`` (rows created lazily from the server on load)."""
@@ -87,8 +99,7 @@ class EmbeddingCache:
             chosen = np.concatenate([chosen, candidates[order[: n_take - len(chosen)]]])
         victims = chosen[self.id_of[chosen] >= 0]
         dirty = victims if evict_all else victims[self.dirty[victims]]
-        evicted = (self.id_of[dirty].copy(), self.store.values[dirty].copy(),
-                   {k: v[dirty].copy() for k, v in self.store.states.items()})
+        evicted = (self.id_of[dirty].copy(), self.store.values[dirty].copy(), self._moving(dirty))
         self.slot_of[self.id_of[victims]] = -1
         load_pos = miss[:n_take]
         load_ids = ids[load_pos]
@@ -133,7 +144,7 @@ class EmbeddingCache:
         if given_back:
             self.totals["given_back"] += len(ids)
         slots = self.slot_of[ids]
-        out = (ids, self.store.values[slots].copy(), {k: v[slots].copy() for k, v in self.store.states.items()})
+        out = (ids, self.store.values[slots].copy(), self._moving(slots))
         self.slot_of[ids] = -1
         self.id_of[slots] = -1
         self.dirty[slots] = False
@@ -151,8 +162,7 @@ class EmbeddingCache:
         slots = np.flatnonzero(self.dirty & (self.id_of >= 0))
         slots = slots[np.argsort(self.id_of[slots])]  # by id, as the servers' row blocks are
         self.dirty[slots] = False
-        return (self.id_of[slots].copy(), self.store.values[slots].copy(),
-                {k: v[slots].copy() for k, v in self.store.states.items()})
+        return self.id_of[slots].copy(), self.store.values[slots].copy(), self._moving(slots)
 
     def stats(self) -> dict:
         """Hit rates of the last step and since the start: by lookup and by unique id."""

@@ -67,6 +67,7 @@ class ParameterServer:
         self.applied_steps = 0
         self.finished: set = set()
         self.spec = None
+        self.frozen: set = set()  # optimizer states that never change (see sporax.ps._apply.frozen_states)
         self.whole = False  # update every row of a table each step (see sporax.ps._apply.rows_only)
         # Worker caches (several workers): which worker holds each row's master copy (-1: this
         # server), rows asked back from their holder and not yet returned, and this step's
@@ -99,10 +100,11 @@ class ParameterServer:
 
         self.spec = spec
         self.n_workers = spec["n_workers"]
-        from sporax.ps._apply import rows_only
+        from sporax.ps._apply import frozen_states, rows_only
 
         self.opt = cloudpickle.loads(spec["optimizer"])
         self.whole = not rows_only(self.opt)
+        self.frozen = frozen_states(self.opt)
         states = state_params(self.opt)
         by_name = {p.name: p for p in self.opt._parameters}
         for piece in spec["pieces"]:
@@ -182,7 +184,8 @@ class ParameterServer:
             for name, ids in state_rows.items():
                 store, start = self.tables[name]
                 local = np.asarray(ids, np.int64) - start
-                out_state[name] = (store.values[local], {k: v[local] for k, v in store.states.items()})
+                out_state[name] = (store.values[local],
+                                   {k: v[local] for k, v in store.states.items() if k not in self.frozen})
                 if worker is not None:
                     self.owner[name][local] = worker
             return {**self._info(), "rows": out, "state_rows": out_state}

@@ -31,7 +31,7 @@ from sporax import context
 from sporax.common import _binding
 from sporax.common.tensor import Tensor
 from sporax.ps import cluster
-from sporax.ps._apply import bucket, rows_only, state_params
+from sporax.ps._apply import bucket, frozen_states, rows_only, state_params
 from sporax.ps._placement import place, split_rows
 
 __all__ = ["Runtime", "runtime", "train_step", "current_step", "pull_parameters", "shutdown", "cache_stats"]
@@ -197,6 +197,10 @@ class _Plan:
         # which rows another worker also uses (updated on the server) and which cached rows to give back.
         self.shared_caches = rt.n_workers > 1 and any(t.cache is not None for t in self.tables)
         self.whole = not rows_only(self.opt)  # the optimizer moves every row of a table each step
+        frozen = frozen_states(self.opt)
+        for t in self.tables:
+            if t.cache is not None:
+                t.cache.frozen = frozen
         self.dense = [p for p in ps if id(p) not in table_ids]
         self.local = [p for p in weights if not p.is_param_ps]
         self.pieces = {p.name: place(p.name, tuple(p.shape), rt.n_servers, False) for p in self.dense}
@@ -473,7 +477,7 @@ def _gather_rows(plan: _Plan, shared: dict | None = None) -> list:
             exclude = None
             if shared is not None:
                 exclude = np.isin(ids, shared.get(t.param.name, ids[:0]), assume_unique=True)
-            prep = t.cache.prepare(ids, counts, exclude, evict_all=plan.shared_caches)
+            prep = t.cache.prepare(ids, counts, exclude, evict_all=plan.shared_caches or plan.whole)
             fallback = ids[prep.slots < 0]
             load = prep.load_ids
         else:

@@ -193,8 +193,11 @@ class EmbeddingLookup(Cell):
         """Hit rates of the cache: ``{"step": {...}, "total": {...}, "capacity", "cached", "policy"}``.
 
         ``hit_rate`` counts lookups (repeated ids included) whose row was cached when the step
-        began; ``unique_hit_rate`` counts distinct ids. Empty dicts before the first step, or
-        without a cache.
+        began; ``unique_hit_rate`` counts distinct ids. Also ``fallback`` (ids read directly
+        from the servers: the cache could not hold them, or another worker used them too),
+        ``shared`` (of those, ids another worker also looked up), ``given_back`` (cached rows
+        handed to another worker), ``evictions`` and ``writebacks``. Empty dicts before the
+        first step, or without a cache.
         """
         cache = self._ps_cache
         if cache is None:

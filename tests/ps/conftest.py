@@ -10,12 +10,21 @@ import pytest
 _jobs = itertools.count()
 
 
+_JAX_CACHE = {"JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
+
+
 @pytest.fixture(scope="session")
-def ray_address():
-    """Start the session's local Ray instance; yield its GCS address (for worker subprocesses)."""
+def ray_address(tmp_path_factory):
+    """Start the session's local Ray instance; yield its GCS address (for worker subprocesses).
+
+    Server actors and the tests' worker processes (not this process) share one JAX compilation
+    cache for the session, so each program is compiled once rather than once per process.
+    """
     ray = pytest.importorskip("ray")
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     os.environ["RAY_AUTH_MODE"] = "disabled"
+    saved = {k: os.environ.get(k) for k in [*_JAX_CACHE, "JAX_COMPILATION_CACHE_DIR"]}
+    os.environ.update(_JAX_CACHE, JAX_COMPILATION_CACHE_DIR=str(tmp_path_factory.mktemp("jax-cache")))
     from sporax.ps import cluster
 
     cluster._quiet_env()
@@ -25,6 +34,11 @@ def ray_address():
         yield ray.get_runtime_context().gcs_address
     finally:
         ray.shutdown()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def reset_servers(job: str, n: int = 2) -> None:

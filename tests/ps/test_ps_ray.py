@@ -169,7 +169,7 @@ def _kill_all(procs) -> None:
         p.wait()
 
 
-def test_scheduler_servers_and_workers_as_processes_train_with_caches_and_survive_a_worker_kill(tmp_path):
+def test_scheduler_servers_and_workers_as_processes_train_with_caches_and_survive_a_worker_kill(ray_address, tmp_path):
     """MindSpore's launch: an MS_SCHED process (it starts the Ray head at 127.0.0.1:<free port>), an
     MS_PSERVER process and two MS_WORKER processes, 2 servers. Two jobs in turn on that cluster:
     no cache (worker 1 is killed mid-training and replaced by a new process, which resumes from the

@@ -162,3 +162,45 @@ def test_rows_only_follows_mindspore_ps_optimizers():
     assert not rows_only(nn.Adam(params)) and not rows_only(nn.Momentum(params, 0.1, 0.9))
     assert not rows_only(nn.SGD(params, momentum=0.9)) and not rows_only(nn.SGD(params, weight_decay=0.1))
     assert not rows_only(nn.Adagrad(params, weight_decay=0.1)) and not rows_only(nn.RMSProp(params))
+
+
+def test_server_hands_rows_between_two_workers_caches():
+    """The several-workers cache protocol on a ParameterServer object (no Ray): a row that worker 0's
+    cache holds and both workers look up is given back before anyone reads it, and only then read."""
+    import threading
+
+    import ray.cloudpickle as cloudpickle
+
+    from sporax.ps.server import ParameterServer
+
+    table = np.arange(20, dtype=np.float32).reshape(10, 2)
+    layer = nn.EmbeddingLookup(10, 2)
+    opt = nn.SGD(layer.trainable_params(), 0.5)
+    name = layer.embedding_table.name
+    from sporax.ps._apply import state_params
+
+    states = {q.name: ("values", np.zeros_like(table)) for q in state_params(opt)[name]}
+    spec = {"n_workers": 2, "optimizer": cloudpickle.dumps(opt), "pieces": [{
+        "name": name, "shape": (10, 2), "dtype": "Float32", "row_start": 0, "row_stop": 10, "row_sparse": True,
+        "source": ("values", table), "states": states}]}
+    srv = ParameterServer(0, 1, "unit")
+    srv.register(spec)
+    loaded = srv.pull_rows({}, {name: np.array([3, 7])}, worker=0)  # worker 0's cache loads rows 3 and 7
+    assert loaded["state_rows"][name][0].tolist() == [[6.0, 7.0], [14.0, 15.0]]
+    answers = {}
+    t = threading.Thread(target=lambda: answers.setdefault(0, srv.announce(0, 0, {name: np.array([3, 4])}, 30.0)))
+    t.start()
+    answers[1] = srv.announce(1, 0, {name: np.array([3, 5, 7])}, 30.0)  # the barrier: both have announced
+    t.join(30)
+    (shared0, back0), (shared1, back1) = answers[0]["answer"][name], answers[1]["answer"][name]
+    assert shared0.tolist() == [3] and shared1.tolist() == [3]  # both look row 3 up: updated on the server
+    assert back0.tolist() == [3, 7] and back1.tolist() == []  # 7 is worker 1's alone now, 3 is shared
+    # Until worker 0 returns its rows, nobody reads them (bounded wait, clear error) ...
+    early = srv.pull_rows({name: np.array([3])}, {}, worker=1, timeout=0.01)
+    assert "give back" in early["error"]
+    srv.give_back(0, name, back0, np.array([3, 7]), np.array([[60.0, 70.0], [140.0, 150.0]], np.float32), {})
+    got = srv.pull_rows({name: np.array([3])}, {name: np.array([7])}, worker=1, timeout=0.01)
+    assert got["rows"][name].tolist() == [[60.0, 70.0]] and got["state_rows"][name][0].tolist() == [[140.0, 150.0]]
+    assert srv.owner[name][7] == 1 and srv.owner[name][3] == -1
+    # ... and a worker that announces a different step is told so
+    assert "error" in srv.announce(0, 1, {name: np.array([1])}, 0.01)

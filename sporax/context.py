@@ -171,6 +171,12 @@ def set_context(**kwargs) -> None:
             if not 0 <= value < 4096:
                 raise ValueError(msg("set_context", "device_id", "an int in [0, 4095]", value))
             updates[key] = value
+        elif key == "enable_compile_cache":
+            updates.setdefault("extra", {})[key] = check_bool(value, key, "set_context")
+        elif key == "compile_cache_path":
+            if not isinstance(value, (str, os.PathLike)):
+                raise TypeError(msg("set_context", key, "a str (a directory)", value))
+            updates.setdefault("extra", {})[key] = os.fspath(value)
         elif key in _EXECUTION_KEYS_STORED:
             updates.setdefault("extra", {})[key] = value
         else:
@@ -180,6 +186,12 @@ def set_context(**kwargs) -> None:
             ex.extra.update(value)
         else:
             setattr(ex, key, value)
+    extra = updates.get("extra", {})
+    if "enable_compile_cache" in extra or "compile_cache_path" in extra:
+        # sporax keeps JAX's persistent compilation cache on by default (sporax/_jax_setup.py).
+        from sporax import _jax_setup
+
+        _jax_setup.configure_from_context(extra.get("enable_compile_cache"), extra.get("compile_cache_path"))
 
 
 def get_context(attr_key: str):
@@ -187,6 +199,11 @@ def get_context(attr_key: str):
     ex = _state.execution
     if attr_key in ("mode", "device_target", "device_id"):
         return getattr(ex, attr_key)
+    if attr_key in ("enable_compile_cache", "compile_cache_path"):  # what is in effect
+        from sporax import _jax_setup
+
+        where = _jax_setup.compile_cache_dir()
+        return where is not None if attr_key == "enable_compile_cache" else (where or "")
     if attr_key in _EXECUTION_KEYS_STORED:
         return ex.extra.get(attr_key)
     raise ValueError(f"For 'get_context', the key {attr_key!r} is not recognized.")

@@ -27,9 +27,9 @@ and restarts whenever ``set_seed`` is called again, so a seeded program draws th
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from sporax._jax_setup import to_device
 from sporax.common import _binding, _rng
 
 __all__ = ["next_key", "key_state", "KeyState"]
@@ -59,7 +59,7 @@ class KeyState:
         self._counter_token = _rng._counter
         # Derived from the global seed without taking a creation count: initializer seeds stay put.
         k0, k1 = _rng.derive_key(_rng._base, _STREAM)
-        self._value = jnp.asarray(np.array([k0, k1], np.uint32))
+        self._value = to_device(np.array([k0, k1], np.uint32))
 
     def _jax(self):
         """The current key as an array, seeding it first if needed (the binding protocol)."""

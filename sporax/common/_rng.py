@@ -37,6 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from sporax._jax_setup import eager
+
 __all__ = [
     "set_seed",
     "get_seed",
@@ -125,21 +127,33 @@ def threefry2x32_py(k0: int, k1: int, x0: int, x1: int) -> tuple[int, int]:
 
 
 def threefry2x32(k0, k1, x0, x1):
-    """Threefry-2x32, 20 rounds, in ``jax.numpy`` uint32 ops (traceable, broadcasting)."""
-    k0 = jnp.asarray(k0, jnp.uint32)
-    k1 = jnp.asarray(k1, jnp.uint32)
-    ks = (k0, k1, k0 ^ k1 ^ np.uint32(_PARITY))
-    x0 = jnp.asarray(x0, jnp.uint32) + ks[0]
-    x1 = jnp.asarray(x1, jnp.uint32) + ks[1]
+    """Threefry-2x32, 20 rounds, in uint32 ops (traceable, broadcasting).
+
+    Written with ``lax`` primitives on operands broadcast once: ``jax.numpy`` operators would
+    each be traced as a small jitted function, which made tracing this kernel a visible part of
+    a first training step (the values are the same integer operations either way).
+    """
+    x0 = jnp.asarray(x0, jnp.uint32)
+    x1 = jnp.asarray(x1, jnp.uint32)
+    shape = jnp.broadcast_shapes(jnp.shape(k0), jnp.shape(k1), x0.shape, x1.shape)
+
+    def full(v):
+        return lax.broadcast_in_dim(jnp.asarray(v, jnp.uint32), shape, tuple(range(len(shape) - jnp.ndim(v), len(shape))))
+
+    k0, k1 = full(k0), full(k1)
+    ks = (k0, k1, lax.bitwise_xor(lax.bitwise_xor(k0, k1), full(np.uint32(_PARITY))))
+    x0 = lax.add(full(x0), ks[0])
+    x1 = lax.add(full(x1), ks[1])
+    rots = {r: (full(np.uint32(r)), full(np.uint32(32 - r))) for r in set(_ROT)}
     for r in range(20):
-        rot = _ROT[r % 8]
-        x0 = x0 + x1
-        x1 = (x1 << np.uint32(rot)) | (x1 >> np.uint32(32 - rot))
-        x1 = x1 ^ x0
+        left, right = rots[_ROT[r % 8]]
+        x0 = lax.add(x0, x1)
+        x1 = lax.bitwise_or(lax.shift_left(x1, left), lax.shift_right_logical(x1, right))
+        x1 = lax.bitwise_xor(x1, x0)
         if r % 4 == 3:
             j = (r + 1) // 4
-            x0 = x0 + ks[j % 3]
-            x1 = x1 + ks[(j + 1) % 3] + np.uint32(j)
+            x0 = lax.add(x0, ks[j % 3])
+            x1 = lax.add(lax.add(x1, ks[(j + 1) % 3]), full(np.uint32(j)))
     return x0, x1
 
 
@@ -420,7 +434,7 @@ def sample_window(
         npairs = _bucket((n + 1 + int(odd.any())) // 2)
         hi, lo = _split64(s, 1 << (s.shape[0] - 1).bit_length())
         # Eager even inside a user's jit/grad trace: a lazy tensor may be materialized there.
-        with jax.default_device(device), jax.ensure_compile_time_eval():
+        with jax.default_device(device), eager():
             result = _pairs_block_jit(key, params, hi, lo, kind=kind, npairs=npairs)
         pending.append((r0, r1, c0, n, odd, result))
         if len(pending) > 1:

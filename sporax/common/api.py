@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sporax import context as _context
+from sporax._jax_setup import copy_array
 from sporax.common import _binding, _branching, _rng
 from sporax.common._random_state import key_state
 from sporax.common.parameter import Parameter
@@ -281,7 +282,7 @@ def _refresh(entry: _Entry):
     r_ids = {id(v) for v in rv}
     for j, v in enumerate(wv):
         if not is_donatable(v) or id(v) in r_ids:
-            wv[j] = jnp.array(v, copy=True)
+            wv[j] = copy_array(v)  # a transfer, not a compiled copy kernel per shape
     return wv, rv
 
 

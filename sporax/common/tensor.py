@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sporax._jax_setup import to_device
 from sporax.common import _promotion, _rng
 from sporax.common import dtype as mstype
 from sporax.common.dtype import Type
@@ -234,8 +235,7 @@ class Tensor:
         """The value as a jax array (or tracer); host data is transferred once and cached."""
         value = self._materialized()
         if isinstance(value, np.ndarray):
-            with jax.ensure_compile_time_eval():  # a concrete array even inside a trace: it is cached
-                value = jnp.asarray(value)
+            value = to_device(value)  # a concrete array even inside a trace: it is cached
             self._value = value
         return value
 

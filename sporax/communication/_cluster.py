@@ -21,6 +21,7 @@ Environment (set by ``python -m sporax msrun``; MindSpore's names): ``MS_WORKER_
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import select
 import socket
@@ -248,10 +249,13 @@ def start(c: Cluster) -> None:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     except Exception:  # noqa: BLE001  (older/newer jax without the option: its default applies)
         pass
+    kwargs = {}
+    if "shutdown_timeout_seconds" in inspect.signature(jax.distributed.initialize).parameters:  # JAX >= 0.8.1
+        kwargs["shutdown_timeout_seconds"] = shutdown_timeout(c)  # older JAX: its own default applies
     jax.distributed.initialize(
         coordinator_address=f"{c.host}:{c.port}",
         num_processes=c.worker_num,
         process_id=c.rank,
         initialization_timeout=max(10, int(c.timeout)),
-        shutdown_timeout_seconds=shutdown_timeout(c),
+        **kwargs,
     )

@@ -22,6 +22,7 @@ down) and restarted by Ray after a crash.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import subprocess
 import sys
@@ -151,11 +152,14 @@ def stop_head() -> None:
         ray = import_ray()
         if ray.is_initialized():
             ray.shutdown()
-        head.terminate()
-        try:
-            head.wait(timeout=30)
+        head.terminate()  # `ray start --block` stops the node's processes on SIGTERM, but can take long:
+        try:  # after a short grace period the whole process group goes (gcs, raylet; their workers follow)
+            head.wait(timeout=3)
         except subprocess.TimeoutExpired:
+            pass
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, 9)
+        if head.poll() is None:
             head.wait()
 
 

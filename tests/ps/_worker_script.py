@@ -12,6 +12,9 @@ MS_WORKER_NUM, MS_SERVER_NUM, MS_SCHED_HOST/PORT, SPORAX_PS_JOB). ``CACHES`` is 
 
 import os
 import sys
+import time
+
+T0 = time.time()
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,7 +35,7 @@ if role in ("MS_PSERVER", "MS_SCHED"):
         os.environ["SPORAX_PS_JOB"] = f"{base}_c{cache}"
         sp.set_ps_context(enable_ps=True, server_timeout=60.0)
         sporax.ps.serve(poll=0.1)
-        print(f"served {cache}", flush=True)
+        print(f"served {cache} at {time.time() - T0:.1f}s", flush=True)
     sys.exit(0)
 
 wid, nw = int(os.environ["MS_WORKER_ID"]), int(os.environ["MS_WORKER_NUM"])
@@ -41,11 +44,11 @@ for cache in caches:
     sp.set_ps_context(enable_ps=True, server_timeout=60.0)
     cell, net = build(True, cache, opt)
     start = sporax.ps.current_step(cell)
-    print(f"start {cache} {start}", flush=True)
+    print(f"start {cache} {start} at {time.time() - T0:.1f}s", flush=True)
     for s in range(start, steps):
         ids, labels = batch(s)
         cell(sp.Tensor(ids[wid::nw]), sp.Tensor(labels[wid::nw]))
-        print(f"step {cache} {s}", flush=True)
+        print(f"step {cache} {s} at {time.time() - T0:.1f}s", flush=True)
     if cache:
         total = sporax.ps.cache_stats(cell)["emb.embedding_table"]["total"]
         print(f"stats {cache} shared {total['shared']} given_back {total['given_back']} hits {total['unique_hits']}",
@@ -54,4 +57,4 @@ for cache in caches:
     np.savez(f"{out}_c{cache}.npz", **{p.name: p.asnumpy() for p in net.trainable_params()})
     sporax.ps.shutdown(kill_servers=False)
     sp.context._reset()
-print("done", flush=True)
+print(f"done at {time.time() - T0:.1f}s", flush=True)

@@ -158,9 +158,11 @@ def test_worker_dropping_out_during_the_rendezvous(tmp_path, mode):
 SEMI = os.path.join(HERE, "scripts", "semi_train.py")
 
 
-def test_semi_auto_two_processes_of_four_devices(tmp_path):
+@pytest.mark.parametrize("how", ["semi", "semi_split"])
+def test_semi_auto_two_processes_of_four_devices(tmp_path, how):
     """Semi-auto parallel over 2 processes x 4 devices: each process holds only its devices'
-    slices (exactly slice_shape each), and together they equal one-device training."""
+    slices (exactly slice_shape each), and together they equal one-device training; with the
+    full batch on every process, or (full_batch=False) each process feeding its half."""
     from sporax.__main__ import run_script
 
     ref_prefix = str(tmp_path / "ref")
@@ -171,7 +173,7 @@ def test_semi_auto_two_processes_of_four_devices(tmp_path):
         sys.argv[:], sys.path[:] = argv, path
     ref = np.load(ref_prefix + ".rank0.npz")
     prefix = str(tmp_path / "semi")
-    rc, text, _, pids, _ = _msrun(tmp_path, [SEMI, prefix, "semi"], devices=4)
+    rc, text, _, pids, _ = _msrun(tmp_path, [SEMI, prefix, how], devices=4)
     assert rc == 0, text
     _assert_reaped(pids)
     covered: dict = {}
@@ -210,3 +212,14 @@ def test_four_gib_sharded_parameter_costs_each_rank_its_eighth(tmp_path):
         assert 0.9 * share < float(got["growth"]) < 1.5 * share, (rank, float(got["growth"]))
         starts.add(int(got["row0"]))
     assert starts == {4096 * r for r in range(8)}
+
+
+def test_importing_sporax_does_not_start_jax():
+    """communication.init() must come before JAX's backend starts: no module may make a JAX
+    array at import time (a multi-process run would fail in init())."""
+    code = ("import sporax, mindspore\nfrom sporax import nn, ops, dataset, train, parallel\n"
+            "from jax._src import xla_bridge\nassert not xla_bridge._backends, 'JAX backend started at import'\n")
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", "import sporax.compat; sporax.compat.install()\n" + code],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]

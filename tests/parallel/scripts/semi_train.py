@@ -1,7 +1,8 @@
 """A MindSpore semi-auto parallel script: a Dense MLP, column-parallel fc1 and row-parallel fc2
 over a "model" axis of 4 devices (2-way data parallel), 4 Momentum steps on the full batch.
 
-Usage: semi_train.py OUT_PREFIX [semi|standalone]. Writes OUT_PREFIX.rank<R>.npz with the losses
+Usage: semi_train.py OUT_PREFIX [semi|semi_split|standalone]. ``semi_split``: full_batch=False,
+each process feeds its half of the batch (the global batch is their concatenation). Writes OUT_PREFIX.rank<R>.npz with the losses
 and, for every parameter, the shards this process's devices hold (key ``name|r0:r1,c0:c1``) and
 the layout dict (sporax internals are read only to list the shards: MindSpore has no such API).
 """
@@ -14,10 +15,12 @@ from mindspore import Tensor, nn, ops
 from mindspore.communication import get_rank, init
 
 out_prefix = sys.argv[1]
-semi = len(sys.argv) < 3 or sys.argv[2] == "semi"
+how = sys.argv[2] if len(sys.argv) > 2 else "semi"
+semi = how != "standalone"
 if semi:
     init()
-    ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.SEMI_AUTO_PARALLEL, device_num=8, full_batch=True)
+    ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.SEMI_AUTO_PARALLEL, device_num=8,
+                                 full_batch=how == "semi")
 ms.set_seed(3)
 
 
@@ -39,8 +42,11 @@ net.relu.shard(((2, 4),))
 net.fc2.matmul.shard(((2, 4), (1, 4)))
 train = nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), nn.Momentum(net.trainable_params(), 0.1, 0.9))
 rng = np.random.default_rng(0)
-x = Tensor(rng.standard_normal((8, 16)).astype(np.float32))
-y = Tensor(rng.standard_normal((8, 8)).astype(np.float32))
+x = rng.standard_normal((8, 16)).astype(np.float32)
+y = rng.standard_normal((8, 8)).astype(np.float32)
+if how == "semi_split":
+    x, y = x[4 * get_rank():4 * get_rank() + 4], y[4 * get_rank():4 * get_rank() + 4]
+x, y = Tensor(x), Tensor(y)
 losses = [float(train(x, y).asnumpy()) for _ in range(4)]
 result = {"losses": np.array(losses)}
 rank = get_rank() if semi else 0

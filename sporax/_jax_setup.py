@@ -133,9 +133,13 @@ _HAS_MAY_ALIAS = "may_alias" in inspect.signature(jax.device_put).parameters
 
 
 def copy_array(array):
-    """A fresh copy of a jax array (a buffer that may be donated), without compiling a kernel."""
-    if _HAS_MAY_ALIAS:
+    """A fresh copy of a jax array (a buffer that may be donated), without compiling a kernel.
+
+    A global array of a multi-process run (not fully addressable) cannot be transferred: it is
+    copied by a compiled kernel, as is any array on a JAX without ``device_put(may_alias=)``.
+    """
+    if _HAS_MAY_ALIAS and getattr(array, "is_fully_addressable", False):
         return jax.device_put(array, may_alias=False)
-    import jax.numpy as jnp  # pragma: no cover - JAX < 0.4.31
+    import jax.numpy as jnp
 
     return jnp.array(array, copy=True)

@@ -25,6 +25,7 @@ import os
 import zipfile
 
 import jax
+import jax.export  # noqa: F401  (a submodule that `import jax` loads only on recent JAX)
 import jax.numpy as jnp
 import numpy as np
 

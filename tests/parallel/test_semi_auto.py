@@ -400,3 +400,25 @@ def test_model_train_runs_semi_auto_steps():
     for p, q in zip(ref.get_parameters(), got.get_parameters()):
         np.testing.assert_allclose(q.asnumpy(), p.asnumpy(), rtol=1e-5, atol=1e-6, err_msg=p.name)
     assert got.fc1.weight._value.addressable_shards[0].data.shape == (4, 16)
+
+
+def test_layout_of_mindspores_own_parameter_layout_test():
+    """The case of MindSpore's tests/ut/python/parallel/test_get_parameter_layout.py (its expected
+    value is the fact checked): MatMul(transpose_b=True).shard(((2, 1), (4, 1))) and
+    ReLU.shard(((2, 4),)) on 8 devices give the (64, 32) weight ([2, 4], [0, -1], [16, 32])."""
+
+    class Net(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.weight = Parameter(Tensor(np.ones([64, 32]), ms.float32), "w1")
+            self.matmul = ops.MatMul(transpose_a=False, transpose_b=True).shard(((2, 1), (4, 1)))
+            self.relu = ops.ReLU().shard(((2, 4),))
+
+        def construct(self, x):
+            return self.relu(self.matmul(x, self.weight))
+
+    ms.set_auto_parallel_context(device_num=8, global_rank=0, parallel_mode="semi_auto_parallel", full_batch=True)
+    net = Net()
+    out = net(Tensor(np.ones([32, 32]), ms.float32))
+    np.testing.assert_array_equal(out.asnumpy(), np.full((32, 64), 32.0, np.float32))
+    assert net.parameter_layout_dict == {"w1": ([2, 4], [0, -1], [16, 32], 0, True, "")}

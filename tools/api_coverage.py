@@ -173,11 +173,11 @@ RULES: list[tuple[str, str, str, str]] = [
     (r"mindspore(\.ops(\.operations)?)?", r"^(LogUniformCandidateSampler|UniformCandidateSampler|"
                                           r"MultinomialWithReplacement|NonDeterministicInts|RandpermV2)$", PLANNED,
      "random family, rest (samplers), on sporax's one run-time key"),
-    (r"mindspore(\.ops(\.operations)?)?", r"^(AdaptiveAvgPool3D|AdaptiveMaxPool3D|FractionalAvgPool|"
+    (r"mindspore(\.ops(\.operations)?)?", r"^(AdaptiveMaxPool3D|FractionalAvgPool|"
                                           r"FractionalMaxPool\w*|MaxPool3DWithArgmax|MaxUnpool2D|MaxUnpool3D)$",
      PLANNED, "pooling family, rest (2-D/3-D max/avg, adaptive 2-D and argmax pooling are done)"),
-    (r"mindspore(\.ops(\.operations)?)?", r"^(Conv3DTranspose|DepthwiseConv2dNative)$", PLANNED,
-     "convolution family, rest (as Conv2DBackpropInput: the gradient of the forward convolution)"),
+    (r"mindspore(\.ops(\.operations)?)?", r"^(DepthwiseConv2dNative)$", PLANNED,
+     "deprecated in MindSpore 2.10 (its CPU kernel accepts only weight batch 1); nn.Conv2d(group=C) covers it"),
     (r"mindspore(\.ops(\.operations)?)?", r"^(AdamNoUpdateParam|ApplyAdagradDA|ApplyAdamWithAmsgradV2|"
                                           r"ApplyKerasMomentum|SGD)$", PLANNED,
      "Apply* optimizer primitive family, rest (issue 12 item 1)"),

@@ -29,7 +29,9 @@ INPUTS = {k.split("::", 1)[1]: ARRAYS[k] for k in ARRAYS.files if k.startswith("
 NO_CPU_KERNEL = {"Fmin/basic", "EuclideanNorm/basic", "Quantile/basic", "ScatterNonAliasingAdd/basic", "Roll/basic",
                  "Roll/multi", "SplitV/basic", "SplitV/infer", "HistogramFixedWidth/basic", "Einsum/mm",
                  "Einsum/trace", "SoftMarginLoss/mean", "SoftMarginLoss/none", "MultilabelMarginLoss/basic",
-                 "MatrixExp/basic", "AccumulateNV2/basic", "Gamma/basic", "Poisson/basic", "Randperm/basic"}
+                 "MatrixExp/basic", "AccumulateNV2/basic",
+                 "TripletMarginLoss/basic", "TripletMarginLoss/swap_none", "SpaceToBatch/basic", "BatchToSpace/basic",
+                 "LogSoftmaxExt/basic", "Gamma/basic", "Poisson/basic", "Randperm/basic"}
 # Where sporax follows MindSpore's documentation rather than a CPU-kernel artifact (reasons given).
 DEVIATIONS = {
     "MaxPool/nhwc": "MindSpore's CPU backend refuses data_format='NHWC' (GPU only); sporax computes it",

@@ -147,3 +147,25 @@ def test_importing_the_operator_modules_starts_no_jax_backend():
             "assert not xb.backends_are_initialized()\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_no_cpu_kernel_triplet_space_batch_logsoftmax():
+    x, pos, neg = (rng.standard_normal((3, 4)).astype(np.float32) for _ in range(3))
+
+    def d(a, b, p):
+        return (np.abs(a - b + 1e-6) ** p).sum(-1) ** (1 / p)
+
+    want = np.maximum(d(x, pos, 2) - d(x, neg, 2) + 1.0, 0).mean()
+    got = ops.TripletMarginLoss()(Tensor(x), Tensor(pos), Tensor(neg), Tensor(np.float32(1.0)))
+    np.testing.assert_allclose(got.asnumpy(), want, rtol=1e-5)
+    swap = ops.TripletMarginLoss(p=1, swap=True, reduction="none")(Tensor(x), Tensor(pos), Tensor(neg),
+                                                                   Tensor(np.float32(0.5)))
+    np.testing.assert_allclose(swap.asnumpy(), np.maximum(d(x, pos, 1) - np.minimum(d(x, neg, 1), d(pos, neg, 1))
+                                                          + 0.5, 0), rtol=1e-5)
+    img = rng.standard_normal((1, 2, 3, 4)).astype(np.float32)
+    s2b = ops.SpaceToBatch(2, [[1, 0], [1, 1]])(Tensor(img))
+    nd = ops.SpaceToBatchND([2, 2], [[1, 0], [1, 1]])(Tensor(img))
+    np.testing.assert_array_equal(s2b.asnumpy(), nd.asnumpy())
+    np.testing.assert_array_equal(ops.BatchToSpace(2, [[1, 0], [1, 1]])(s2b).asnumpy(), img)
+    np.testing.assert_allclose(ops.LogSoftmaxExt()(Tensor(A), 1).asnumpy(),
+                               A - np.log(np.exp(A).sum(1, keepdims=True)), rtol=1e-5, atol=1e-6)

@@ -9,6 +9,7 @@ Grouped as MindSpore groups them: :mod:`math_ops`, :mod:`array_ops`, :mod:`nn_op
 from sporax.ops.operations import (
     array_ext_ops,
     array_ops,
+    conv_box_ops,
     image_segment_ops,
     linalg_random_ops,
     math_ext_ops,
@@ -19,6 +20,7 @@ from sporax.ops.operations import (
 )
 from sporax.ops.operations.array_ext_ops import *  # noqa: F403
 from sporax.ops.operations.array_ops import *  # noqa: F403
+from sporax.ops.operations.conv_box_ops import *  # noqa: F403
 from sporax.ops.operations.image_segment_ops import *  # noqa: F403
 from sporax.ops.operations.linalg_random_ops import *  # noqa: F403
 from sporax.ops.operations.math_ext_ops import *  # noqa: F403
@@ -30,4 +32,4 @@ from sporax.ops.primitive import Primitive, PrimitiveWithCheck, PrimitiveWithInf
 
 __all__ = [*math_ops.__all__, *array_ops.__all__, *nn_ops.__all__, *other_ops.__all__, *math_ext_ops.__all__,
            *array_ext_ops.__all__, *nn_ext_ops.__all__, *linalg_random_ops.__all__, *image_segment_ops.__all__,
-           "Primitive", "PrimitiveWithInfer", "PrimitiveWithCheck", "prim_attr_register"]
+           *conv_box_ops.__all__,            "Primitive", "PrimitiveWithInfer", "PrimitiveWithCheck", "prim_attr_register"]

@@ -31,6 +31,14 @@ base = os.environ["SPORAX_PS_JOB"]
 role = os.environ.get("MS_ROLE")
 
 if role in ("MS_PSERVER", "MS_SCHED"):
+    if role == "MS_SCHED":  # start every job's server actors now, while the other processes start up
+        from sporax.ps import cluster
+
+        sp.set_ps_context(enable_ps=True, server_timeout=60.0)
+        cluster.connect(60.0)
+        for cache in caches:
+            os.environ["SPORAX_PS_JOB"] = f"{base}_c{cache}"
+            cluster.server_handles()
     for cache in caches if role == "MS_PSERVER" else caches[-1:]:
         os.environ["SPORAX_PS_JOB"] = f"{base}_c{cache}"
         sp.set_ps_context(enable_ps=True, server_timeout=60.0)

@@ -10,8 +10,9 @@ except ImportError as _e:
 from sporax.experimental.optim import lr_scheduler
 from sporax.experimental.optim.adagrad import Adagrad
 from sporax.experimental.optim.adam import Adam, AdamW
+from sporax.experimental.optim.adaptive import ASGD, Adadelta, Adamax, NAdam, RAdam, Rprop
 from sporax.experimental.optim.optimizer import Optimizer
 from sporax.experimental.optim.rmsprop import RMSprop
 from sporax.experimental.optim.sgd import SGD
 
-__all__ = ["Optimizer", "Adagrad", "Adam", "AdamW", "RMSprop", "SGD", "lr_scheduler"]
+__all__ = ["Optimizer", "ASGD", "Adadelta", "Adagrad", "Adamax", "NAdam", "RAdam", "Rprop", "Adam", "AdamW", "RMSprop", "SGD", "lr_scheduler"]

@@ -273,14 +273,21 @@ def _step_shards(cell, m):
     ap = context._state.auto_parallel
     if not ap.enable_parallel_optimizer:
         return None
-    shard_plan, chosen = plan._select(cell, m.devices.size)
-    if shard_plan is None or not shard_plan.shards:
-        return None
     store = cell.__dict__["_jit_cache"]
-    prev = store.get("dp_shards")
-    if prev is not None and prev.key() == shard_plan.key() and prev.n == m.devices.size:
-        return prev  # the same meshes and shardings: placements and the compiled step are reused
-    shards = store["dp_shards"] = opt_shard.StepShards(shard_plan, chosen, list(m.devices.flat))
+    # _select is a pure function of the cell tree, the Parameters' flags and the context: reuse its result
+    reducers = _reducers(cell)
+    flags = tuple((p.parallel_optimizer, p.parallel_optimizer_comm_recompute, p.requires_grad, p.layerwise_parallel,
+                   p._shape) for r in reducers for p in r.parameters)
+    key = (_binding.CellTable.version, _binding.flags_version, flags, m.devices.size, ap.parallel_mode,
+           repr(ap.parallel_optimizer_config))
+    hit = store.get("dp_shards")
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    shard_plan, chosen = plan._select(cell, m.devices.size)
+    shards = None
+    if shard_plan is not None and shard_plan.shards:
+        shards = opt_shard.StepShards(shard_plan, chosen, list(m.devices.flat))
+    store["dp_shards"] = (key, shards)
     return shards
 
 

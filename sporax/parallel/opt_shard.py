@@ -34,6 +34,7 @@ is k consecutive devices (MindSpore's grouping), and the step's data-parallel ax
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -84,7 +85,8 @@ class StepShards:
         return NamedSharding(self.mesh, self.spec(param))
 
     def key(self) -> tuple:
-        return self.plan.key()
+        """What a compiled step depends on: the plan, and which Parameter objects are sharded."""
+        return (self.plan.key(), tuple(self.weights), tuple(self.states))
 
 
 def _two_axis_mesh(devices: list, k: int):
@@ -171,14 +173,36 @@ def _policy(gathered_sizes: frozenset):
     return saveable
 
 
+_semi_recompute: list = []  # semi-auto steps being traced: {id(weight): element count} with comm recompute
+
+
+@contextlib.contextmanager
+def recompute_scope(recompute: dict):
+    """While a semi-auto step is traced: the sharded weights whose gathers are recomputed."""
+    _semi_recompute.append(recompute or {})
+    try:
+        yield
+    finally:
+        _semi_recompute.pop()
+
+
 def remat(fn, params):
-    """``fn`` under ``jax.checkpoint`` when one of ``params`` is a sharded weight with comm recompute."""
+    """``fn`` under ``jax.checkpoint`` when one of ``params`` is a sharded weight with comm recompute.
+
+    In semi-auto parallel XLA's partitioner makes the gather of a weight where the step
+    constrains it to its op's layout (``jax.lax.with_sharding_constraint``): that value and what
+    is computed from the weight alone are not saved, so the backward pass constrains (gathers) again.
+    """
     import jax
 
     shards = _runtime.opt_shards()
-    if shards is None or not shards.recompute:
+    if shards is not None and shards.recompute:
+        sizes = frozenset(math.prod(shards.weights[id(p)]) for p in params if id(p) in shards.recompute)
+    elif shards is None and _semi_recompute and _semi_recompute[-1]:
+        rec = _semi_recompute[-1]
+        sizes = frozenset(rec[id(p)] for p in params if id(p) in rec)
+    else:
         return fn
-    sizes = frozenset(math.prod(shards.weights[id(p)]) for p in params if id(p) in shards.recompute)
     if not sizes:
         return fn
     return jax.checkpoint(fn, policy=_policy(sizes), prevent_cse=True)
@@ -193,11 +217,24 @@ def reduce_sharded(grad, shards: StepShards):
     return jax.lax.psum(grad, shards.mirror_axis)
 
 
+def recompute_jit_options(recompute: dict):
+    """``jax.jit`` options of a semi-auto step: None, or with comm recompute the XLA settings below."""
+    if not recompute:
+        return None
+    return {"compiler_options": _recompute_options({})}
+
+
 def compiler_options(shards: StepShards | None, base: dict) -> dict:
     """The step's XLA options: ``base``, and for comm recompute on CPU the two settings of the module doc."""
+    if shards is None or not shards.recompute:
+        return base
+    return _recompute_options(base)
+
+
+def _recompute_options(base: dict) -> dict:
     import jax
 
-    if shards is None or not shards.recompute or jax.default_backend() != "cpu":
+    if jax.default_backend() != "cpu":
         return base
     out = dict(base)
     passes = [p for p in out.get("xla_disable_hlo_passes", "").split(",") if p]
@@ -207,7 +244,7 @@ def compiler_options(shards: StepShards | None, base: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------- semi-auto parallel
-def semi_storage(cell, params: list, layouts: dict, shardings: list, devices: list) -> list:
+def semi_storage(cell, params: list, layouts: dict, shardings: list, devices: list) -> tuple:
     """Semi-auto parallel: ``shardings`` (one per Parameter of ``params``) with the optimizer-sharded
     ones (``plan._select`` over each Parameter's replica group) split further along dimension 0.
 
@@ -217,7 +254,8 @@ def semi_storage(cell, params: list, layouts: dict, shardings: list, devices: li
     each member, in rank order), or over the minor ones whose sizes multiply to
     ``optimizer_weight_shard_size``; the step still constrains every use to the op's layout, so
     XLA's partitioner gathers the weight for the forward pass and reduce-scatters its gradient.
-    Its optimizer states get the same storage; ``layouts`` get ``opt_shard_group`` set.
+    Its optimizer states get the same storage; ``layouts`` get ``opt_shard_group`` set. Returns the
+    shardings and ``{id(weight): element count}`` of the sharded weights with comm recompute.
     """
     import dataclasses
 
@@ -231,9 +269,10 @@ def semi_storage(cell, params: list, layouts: dict, shardings: list, devices: li
             replicas[id(p)] = (n // math.prod(lay.strategy), tuple(lay.slice_shape))
     shard_plan, chosen = _plan._select(cell, n, replicas)
     if shard_plan is None or not shard_plan.shards:
-        return shardings
+        return shardings, {}
     index = {id(p): i for i, p in enumerate(params)}
     out = list(shardings)
+    recompute = {}
     for rec, (p, states) in zip(shard_plan.shards, chosen.values()):
         lay = layouts[p.name]
         sharding = _semi_sharding(lay, rec.group_size, devices)
@@ -245,12 +284,14 @@ def semi_storage(cell, params: list, layouts: dict, shardings: list, devices: li
                          p.name)
             continue
         group = f"{rec.group_size}-{p.name}"
+        if rec.recompute:
+            recompute[id(p)] = math.prod(p.shape)
         for q in (p, *states):
             i = index.get(id(q))
             if i is not None:
                 out[i] = sharding
                 layouts[q.name] = dataclasses.replace(layouts[q.name], opt_shard_group=group)
-    return out
+    return out, recompute
 
 
 def _semi_sharding(lay, k: int, devices: list):

@@ -160,7 +160,8 @@ def sharding_of(dev_mat, tensor_map, devices):
 class _Plan:
     """Per cell, state list, input signature and devices: layouts, shardings, the step."""
 
-    __slots__ = ("params", "sig", "devices", "layouts", "shardings", "state", "fn", "last", "token", "dyn")
+    __slots__ = ("params", "sig", "devices", "layouts", "shardings", "state", "fn", "last", "token", "dyn",
+                 "recompute")
 
 
 def _primitive_names(cell) -> dict:
@@ -246,13 +247,14 @@ def _make_plan(cell, params: list, sig, args: tuple, kwargs: dict, devices: list
         layout = Layout(tuple(dev_mat), tuple(tmap), slice_shape(tuple(p.shape), dev_mat, tmap))
         layouts[p.name] = layout
         shardings.append(sharding_of(layout.dev_mat, layout.tensor_map, devices))
-    shardings = opt_shard.semi_storage(cell, params, layouts, shardings, devices)  # the parallel optimizer
+    shardings, recompute = opt_shard.semi_storage(cell, params, layouts, shardings, devices)  # parallel optimizer
     shardings.append(_runtime.replicated(_runtime.mesh(devices)))
     plan = _Plan()
     plan.params, plan.sig, plan.devices = params, sig, devices
     plan.layouts, plan.shardings, plan.state = layouts, shardings, state
     plan.last = plan.dyn = None
     plan.token = object()
+    plan.recompute = recompute
     plan.fn = _step_function(cell, plan)
     cell.__dict__["parameter_layout_dict"] = {name: lay.to_mindspore() for name, lay in layouts.items()}
     _write_strategy_file(cell)
@@ -411,7 +413,8 @@ def _step_function(cell, plan: _Plan):
         primitive._shard_scope.append(scope)
         try:
             before = [p._value for p, _ in pinned]
-            out = cell.construct(*args, **kwargs)
+            with opt_shard.recompute_scope(plan.recompute):
+                out = cell.construct(*args, **kwargs)
             for (p, s), old in zip(pinned, before):
                 if p._value is not old:
                     p._value = jax.lax.with_sharding_constraint(p._value, s)
@@ -456,7 +459,8 @@ def _run(cell, args: tuple, kwargs: dict):
     if plan is None or plan.params is not params or plan.sig != sig or plan.devices != devices:
         plan = store["plan"] = _make_plan(cell, params, sig, args, kwargs, devices)
     _place(plan)
-    out = run_compiled(store, plan.fn, params, args, kwargs, (training, plan.token))
+    out = run_compiled(store, plan.fn, params, args, kwargs, (training, plan.token),
+                       jit_options=opt_shard.recompute_jit_options(plan.recompute))
     plan.last = [p._value for p in plan.state]
     if plan.dyn is None:
         plan.dyn = _abstract_inputs(args, kwargs)

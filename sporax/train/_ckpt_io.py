@@ -102,12 +102,37 @@ def _shard_window(shard, full: tuple) -> tuple[tuple, tuple]:
 
 def shard_window(value, offsets: tuple, sizes: tuple) -> np.ndarray:
     """The window ``offsets/sizes`` of a sharded array, copied from the one local shard that is
-    exactly it when there is one (no cross-device work), else cut from the array."""
-    full = tuple(value.shape)
+    exactly it when there is one (no cross-device work), else assembled from the local shards
+    inside it when they cover it, else cut from the array."""
+    full, offsets, sizes = tuple(value.shape), tuple(offsets), tuple(sizes)
+    inside = []
     for shard in value.addressable_shards:
-        if _shard_window(shard, full) == (tuple(offsets), tuple(sizes)):
+        win = _shard_window(shard, full)
+        if win == (offsets, sizes):
             return np.asarray(shard.data)
+        if all(o <= a and a + n <= o + s for a, n, o, s in zip(*win, offsets, sizes)):
+            inside.append((win, shard))
+    if inside and not value.is_fully_addressable:
+        out = np.empty(sizes, value.dtype)
+        for (a, n), shard in {w: sh for w, sh in inside}.items():
+            out[tuple(slice(x - o, x - o + m) for x, m, o in zip(a, n, offsets))] = np.asarray(shard.data)
+        return out
     return np.asarray(value[tuple(slice(o, o + n) for o, n in zip(offsets, sizes))])
+
+
+def process_window(value) -> tuple[tuple, tuple] | None:
+    """``(offsets, sizes)`` of the box this process's devices hold of a sharded array that spans
+    several processes, when their shards fill it exactly; None otherwise."""
+    full = tuple(value.shape)
+    wins = {_shard_window(shard, full) for shard in value.addressable_shards}
+    if not wins:
+        return None
+    lo = tuple(min(w[0][i] for w in wins) for i in range(len(full)))
+    hi = tuple(max(w[0][i] + w[1][i] for w in wins) for i in range(len(full)))
+    sizes = tuple(b - a for a, b in zip(lo, hi))
+    if sum(int(np.prod(w[1], dtype=np.int64)) for w in wins) != int(np.prod(sizes, dtype=np.int64)):
+        return None  # the local shards overlap or leave holes: no single box
+    return lo, sizes
 
 
 def sharded_chunks(value) -> Iterator[np.ndarray]:
@@ -115,6 +140,10 @@ def sharded_chunks(value) -> Iterator[np.ndarray]:
     local shards one band at a time (never the whole tensor at once). An array that spans
     processes is gathered first (``process_allgather``: every process must save it too)."""
     full = tuple(value.shape)
+    for shard in value.addressable_shards:  # replicated: one local copy is the whole tensor
+        if _shard_window(shard, full)[1] == full:
+            yield np.asarray(shard.data)
+            return
     if not value.is_fully_addressable:
         from jax.experimental import multihost_utils
 

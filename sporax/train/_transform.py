@@ -50,6 +50,7 @@ class Sources:
         self.readers: list = []
         self.slices: dict[str, list[Slice]] = {}
         self.strings: dict[str, str] = {}
+        self.by_strategy = 0  # slices placed by the strategy file (records without a layout)
         try:
             for rank, path in sorted(files.items()):
                 reader = open_checkpoint(path, "safetensors" if str(path).endswith(".safetensors") else "ckpt")
@@ -67,6 +68,7 @@ class Sources:
             if rec.layout is not None:
                 offsets, full = tuple(rec.layout["offsets"]), tuple(rec.layout["full_shape"])
             elif name in strategy:
+                self.by_strategy += 1
                 try:
                     full = st.full_shape_of(strategy[name], rec.shape)
                     offsets, sizes = st.param_window(strategy[name], full, rank)
@@ -642,14 +644,14 @@ def load_distributed_checkpoint(network, checkpoint_filenames=None, predict_stra
     if train_strategy_filename is None:
         train_strategy_filename = context.get_auto_parallel_context("strategy_ckpt_config")["load_file"] or None
     train = _strategy_arg(train_strategy_filename, "train_strategy_filename", where)
-    if train and _device_num(train) != len(checkpoint_filenames):
-        raise ValueError(f"For '{where}', the 'checkpoint_filenames' should hold one file per training device "
-                         f"({_device_num(train)} in '{train_strategy_filename}'), but got {len(checkpoint_filenames)}.")
     rank = communication.get_rank() if rank_id is None else _check_rank(rank_id, where)
     back = {v: k for k, v in (name_map or {}).items()}
     net_layouts = dict(getattr(network, "parameter_layout_dict", None) or {})
     files = {i: os.fspath(f) for i, f in enumerate(checkpoint_filenames)}
     with Sources(files, train, where) as sources:
+        if sources.by_strategy and _device_num(train) != len(files):  # files without sporax's layouts
+            raise ValueError(f"For '{where}', the 'checkpoint_filenames' should hold one file per training device "
+                             f"({_device_num(train)} in '{train_strategy_filename}'), but got {len(files)}.")
         plan = []
         for _, p in network.parameters_and_names():
             key = back.get(p.name, p.name)

@@ -107,11 +107,31 @@ def _slice_record(layout, full_shape: tuple, offsets: tuple, rank: int) -> dict:
     }
 
 
+def _process_item(name: str, p: Parameter, rank: int) -> Item | None:
+    """In a run of several processes, a parameter held as a ``jax.Array`` across them: this
+    process's part (the box its devices hold), or None when it is not one box."""
+    from sporax.train._ckpt_io import _is_sharded, process_window
+
+    value = p._value
+    if not _is_sharded(value) or value.is_fully_addressable:
+        return None
+    win = process_window(value)
+    if win is None:
+        raise ValueError(
+            f"For 'save_checkpoint', the devices of rank {rank} hold parts of '{name}' that are not one "
+            "rectangular window; save it with integrated_save=True."
+        )
+    return tensor_item(name, p, {"full_shape": list(p.shape), "offsets": list(win[0]), "rank": rank}, win)
+
+
 def _sharded_item(name: str, p: Parameter, layout, rank: int) -> Item:
     """This rank's slice of ``p`` with its layout record. A sliced ``p`` holds exactly that
     slice; otherwise ``p`` has the full shape and only the window is taken (generated alone
-    for a lazy ``p``)."""
+    for a lazy ``p``). Across processes, a global array gives this process's part."""
     from sporax.parallel.layout import Layout
+
+    if (item := _process_item(name, p, rank)) is not None:
+        return item
 
     if p.sliced and p.init is None:
         full = tuple(Layout.from_mindspore(tuple(layout)).full_shape)
@@ -223,6 +243,9 @@ def _device_window(p: Parameter, rank: int) -> tuple | None:
     from sporax.train._ckpt_io import _is_sharded, _shard_window
 
     value = p._value
+    if _is_sharded(value) and not value.is_fully_addressable:
+        item = _process_item(p.name, p, rank)
+        return None if item is None else (tuple(item.layout["offsets"]), tuple(item.shape))
     if not _is_sharded(value) or len(value.sharding.device_set) != communication.get_group_size():
         return None
     devices = getattr(getattr(value.sharding, "mesh", None), "devices", None)

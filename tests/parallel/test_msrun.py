@@ -223,3 +223,36 @@ def test_importing_sporax_does_not_start_jax():
     out = subprocess.run([sys.executable, "-c", "import sporax.compat; sporax.compat.install()\n" + code],
                          capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
+
+
+RESHARD = os.path.join(HERE, "scripts", "reshard_train.py")
+
+
+def test_reshard_across_two_processes_of_four_devices(tmp_path):
+    """2 processes x 4 devices: semi-auto training (dp 2 x mp 4) saves each rank's part and the
+    strategy file; a second launch sharded dp 4 x mp 2 loads them, each process reading only its
+    devices' windows, and 2 more steps equal 4 uninterrupted one-device steps."""
+    from sporax.__main__ import run_script
+    from sporax.train.serialization import load_checkpoint
+
+    argv, path = sys.argv[:], sys.path[:]
+    try:
+        run_script(RESHARD, [str(tmp_path), "standalone"])
+    finally:
+        sys.argv[:], sys.path[:] = argv, path
+    ref = np.load(str(tmp_path / "ref.npz"))["losses"]
+    for mode in ("save", "load"):
+        rc, text, _, pids, _ = _msrun(tmp_path, [RESHARD, str(tmp_path), mode], devices=4)
+        assert rc == 0, text
+        _assert_reaped(pids)
+    assert os.path.isfile(tmp_path / "strategy.ckpt")
+    sizes = [os.path.getsize(tmp_path / f"rank_{r}" / "net.ckpt") for r in (0, 1)]
+    full = load_checkpoint(str(tmp_path / "ref.ckpt"))
+    for rank in (0, 1):
+        saved = np.load(str(tmp_path / f"save.rank{rank}.npz"))
+        loaded = np.load(str(tmp_path / f"load.rank{rank}.npz"))
+        np.testing.assert_allclose(np.concatenate([saved["losses"], loaded["losses"]]), ref, rtol=1e-5)
+        assert 0 < int(loaded["read"]) < sum(sizes)  # its own windows, not both files
+        after = load_checkpoint(str(tmp_path / f"after.rank{rank}.ckpt"))
+        for name, value in full.items():
+            np.testing.assert_allclose(after[name].asnumpy(), value.asnumpy(), rtol=1e-5, atol=1e-6, err_msg=name)

@@ -660,10 +660,13 @@ def load_distributed_checkpoint(network, checkpoint_filenames=None, predict_stra
             build, sliced = _plan_param(p, key, sources, predict, net_layouts, rank, strict_load, where)
             plan.append((p, build, sliced))
         values = [(p, build(), sliced) for p, build, sliced in plan]  # every read before any write
+    from sporax.common.tensor import mark_donatable
+
     loaded = {}
     for p, value, sliced in values:
         p.set_data(Tensor._wrap(value), slice_shape=sliced or p.sliced)
         loaded[p.name] = p
+    mark_donatable([v for _, v, _ in values if not isinstance(v, np.ndarray)])  # fresh buffers held only here
     missing = [p.name for _, p in network.parameters_and_names() if p.name not in loaded]
     if missing:
         import logging

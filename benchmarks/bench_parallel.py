@@ -6,7 +6,11 @@ Momentum(0.01, 0.9)), batch 128 per device.
 (1) One process, 1/2/4/8 devices: sporax DATA_PARALLEL (``TrainOneStepCell``, GRAPH_MODE,
     ``device_num=n``: the step runs under ``shard_map``, gradients in one fused all-reduce)
     against the same model in plain JAX with ``NamedSharding`` (parameters replicated, batch
-    split, GSPMD inserts the all-reduce), steps/s and ratio (goal >= 0.9x at each count).
+    split, GSPMD inserts the all-reduce), steps/s and ratio (goal >= 0.9x at each count). The
+    reference is the same computation: float32, MindSpore's Dense layout (weight (out, in),
+    ``x @ w.T``), SGD with momentum (optax.sgd(momentum) is MindSpore's Momentum update), jit
+    with the parameters and optimizer state donated; both get their batch already on the devices
+    (split over them). Beside: the milliseconds until one step call returns (host work).
 (2) Two processes with one device each (``python -m sporax msrun``, gloo collectives) against
     one process with two devices, the same script and global batch.
 (3) All-reduces per step and their bytes with fusion ids all 0, one per layer, and all 1: from

@@ -323,10 +323,40 @@ def test_flat_buffer_buckets_where_the_combiner_is_not_relied_on(monkeypatch, fu
 def test_index_split_points_20_35_give_three_buckets():
     ms.set_auto_parallel_context(parallel_mode="data_parallel",
                                  comm_fusion={"allreduce": {"mode": "index", "config": [20, 35]}})
+    ms.set_context(mode=ms.GRAPH_MODE)
     net = _Many()
-    plan = comm_plan(nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), nn.SGD(net.trainable_params(), 0.1)))
+    step = nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), nn.SGD(net.trainable_params(), 0.1))
+    plan = comm_plan(step)
     assert [len(b.names) for b in plan.buckets] == [20, 15, 5] and plan.buckets[1].names[0] == "ps.20.s"
     assert plan.allreduce_count == 4  # three buckets and the loss
+    x = np.ones((8, 4), np.float32)
+    step(Tensor(x), Tensor(x))
+    assert sorted(len(k) for k in _hlo_allreduces(compiled_text(step))) == [1, 5, 15, 20]
+
+
+class _Big(nn.Cell):
+    """Three lazy 24 MB parameters and a small one (only the plan is asked for: nothing is materialized)."""
+
+    def __init__(self):
+        super().__init__()
+        from sporax.common.initializer import initializer
+
+        for k in range(3):
+            setattr(self, f"w{k}", Parameter(initializer("zeros", [6 * 2**20], ms.float32), name=f"w{k}"))
+        self.b = Parameter(initializer("zeros", [10], ms.float32), name="b")
+
+    def construct(self, x):
+        return x * self.b.sum() + self.w0.sum() + self.w1.sum() + self.w2.sum()
+
+
+@pytest.mark.parametrize("config, sizes", [(None, [3, 1]), (32, [2, 2]), (100, [4])])
+def test_auto_mode_closes_a_bucket_at_64_mb_or_its_config(config, sizes):
+    ms.set_auto_parallel_context(parallel_mode="data_parallel",
+                                 comm_fusion={"allreduce": {"mode": "auto", "config": config}})
+    net = _Big()
+    plan = comm_plan(nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), nn.SGD(net.trainable_params(), 0.1)))
+    assert [len(b.names) for b in plan.buckets] == sizes  # 24+24+24 MB >= 64 MB closes the first bucket
+    assert net.w0.has_init  # still lazy: the plan needs no values
 
 
 def test_plan_flags_survive_nesting_renaming_clone_and_checkpoints(tmp_path):

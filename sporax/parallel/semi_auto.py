@@ -239,6 +239,7 @@ def _make_plan(cell, params: list, sig, args: tuple, kwargs: dict, devices: list
     from sporax.parallel.layout import Layout, slice_shape
 
     state = [*params, key_state]
+    _apply_loaded_strategies(cell)
     record = _discover(cell, state, args, kwargs, devices)
     n = len(devices)
     layouts, shardings = {}, []
@@ -261,16 +262,37 @@ def _make_plan(cell, params: list, sig, args: tuple, kwargs: dict, devices: list
     return plan
 
 
-def _write_strategy_file(cell) -> None:
-    """The strategy file of ``strategy_ckpt_config["save_file"]``, if set: layouts and op strategies."""
+def _primitives_by_path(cell) -> dict:
     from sporax.ops.primitive import Primitive
-    from sporax.parallel import _strategy as strategy_file
 
-    ops = {}
+    out = {}
     for path, c in cell.cells_and_names():
         for attr, value in vars(c).items():
-            if isinstance(value, Primitive) and getattr(value, "in_strategy", None) is not None:
-                ops.setdefault(f"{path}.{attr}" if path else attr, value.in_strategy)
+            if isinstance(value, Primitive):
+                out.setdefault(f"{path}.{attr}" if path else attr, value)
+    return out
+
+
+def _apply_loaded_strategies(cell) -> None:
+    """``strategy_ckpt_config["load_file"]``: its op strategies replace the ones set with
+    ``shard`` (ops are matched by attribute path, the names sporax writes; others are kept)."""
+    from sporax.parallel import _strategy as strategy_file
+
+    loaded = strategy_file.loaded_strategy()
+    if not loaded:
+        return
+    prims = _primitives_by_path(cell)
+    for name, stra in loaded[1].items():
+        if name in prims:
+            prims[name].shard(tuple(tuple(int(d) for d in dims) for dims in stra))
+
+
+def _write_strategy_file(cell) -> None:
+    """The strategy file of ``strategy_ckpt_config["save_file"]``, if set: layouts and op strategies."""
+    from sporax.parallel import _strategy as strategy_file
+
+    ops = {path: p.in_strategy for path, p in _primitives_by_path(cell).items()
+           if getattr(p, "in_strategy", None) is not None}
     strategy_file.write_net_strategy(cell, ops)
 
 

@@ -661,3 +661,18 @@ def test_mindspore_transforms_sporax_rank_files_as_sporax_does(tmp_path):
     sp.load_distributed_checkpoint(t1, files, train_strategy_filename=os.path.join(src, "s8.ckpt"))
     for name, value in params(t1).items():
         np.testing.assert_array_equal(value, golden[name].asnumpy(), err_msg=name)
+
+
+def test_semi_auto_load_file_imposes_the_saved_strategies(tmp_path, reference):
+    """strategy_ckpt_config={"load_file": ...}: a net built without shard calls compiles with the
+    op strategies of the file, hence the same layouts (and the same training)."""
+    batches = reference[0]
+    path = str(tmp_path / "s.json")
+    semi_auto(8, strategy_ckpt_config={"save_file": path})
+    a = build(shard=megatron(2, 4))
+    losses = steps(a, batches[:1])
+    semi_auto(8, strategy_ckpt_config={"load_file": path})
+    b = build()
+    np.testing.assert_allclose(steps(b, batches[:1]), losses, rtol=1e-6)
+    assert b.parameter_layout_dict == a.parameter_layout_dict
+    assert b.network._backbone.fc1.matmul.in_strategy == ((2, 1), (4, 1))

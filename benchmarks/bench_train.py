@@ -405,6 +405,7 @@ def main(argv=None) -> None:
     parser.add_argument("--amp-only", action="store_true", help="only the mixed-precision case (c)")
     parser.add_argument("--first-step", action="store_true", help="only the first-step latency case (d)")
     parser.add_argument("--no-first-step", action="store_true", help="skip case (d)")
+    parser.add_argument("--no-amp", action="store_true", help="skip case (c)")
     parser.add_argument("--first-step-worker", nargs=2, help=argparse.SUPPRESS)
     a = parser.parse_args(argv)
     if a.first_step_worker:
@@ -430,8 +431,9 @@ def main(argv=None) -> None:
           f"(b) graph 270 us, pynative 5200 us per step. sporax: (a) graph {ra['sporax GRAPH_MODE'][1]:.1f}, "
           f"pynative {ra['sporax PYNATIVE_MODE'][1]:.1f} steps/s; (b) graph {1e6 / rb['sporax GRAPH_MODE'][1]:.0f} us, "
           f"pynative {1e6 / rb['sporax PYNATIVE_MODE'][1]:.0f} us per step.")
-    rc = run_amp_cases([784, 1024, 1024, 10], 128, max(10, steps // 4), rounds)
-    _print_amp_goal(rc)
+    if not a.no_amp:
+        rc = run_amp_cases([784, 1024, 1024, 10], 128, max(10, steps // 4), rounds)
+        _print_amp_goal(rc)
     if not a.no_first_step:
         run_first_step(rounds)
 

@@ -10,6 +10,22 @@ apply the same optimizer Cell as local training. Training is synchronous across 
 An asynchronous variant would let a server apply each worker's push as it arrives, making
 steps faster but the result depend on timing (stale gradients); sporax does not offer it.
 
+Parameters not marked with ``set_param_ps`` stay on the workers, each worker holding a copy
+updated by its own optimizer (MindSpore's hybrid mode: "some weights can be stored and updated
+through the parameter server, and other weights are still trained through the AllReduce
+algorithm"). With several workers their gradients are all-reduced over the workers each step
+before that update, so the copies stay equal and training equals one process on the whole
+batch (equal shards, a mean loss): MindSpore's workers do it with their data-parallel reducer (``DistributedGradReducer``
+reduces every gradient but the ``is_param_ps`` ones; its PS examples set
+``parallel_mode=DATA_PARALLEL`` or ``AUTO_PARALLEL`` with ``gradients_mean=True`` on the
+workers), sporax through the servers (:meth:`sporax.ps.server.ParameterServer.allreduce`), as
+PS workers form no ``jax.distributed`` cluster. It averages in every parallel mode (MindSpore in
+``STAND_ALONE`` mode would reduce nothing and let the copies drift apart, which its docs rule
+out for several workers), and sums when a parallel mode is set with ``gradients_mean=False``
+(as ``DistributedGradReducer(mean=False)``). Worker-local parameters are not in the servers'
+snapshots: a replacement worker starts them from its own initialization (mark them with
+``set_param_ps`` to have them survive a worker's loss).
+
 Roles and clusters: :mod:`sporax.ps.cluster`. The worker step: :mod:`sporax.ps.worker`.
 The embedding cache: :mod:`sporax.ps.cache`. Faults (idempotent versioned pushes,
 snapshots and restarts, worker replacement, dead servers): :mod:`sporax.ps.server`.

@@ -77,6 +77,10 @@ class ParameterServer:
         self.announced: dict = {}  # worker -> {table name: ids} of step self.step
         self.answers: dict = {}  # worker -> {table name: (shared ids, ids to give back)}
         self.flushed: dict = {}  # worker -> the step at which it last wrote back all its cached rows
+        # Worker-local parameters (no set_param_ps) with several workers: their gradients are
+        # averaged here (MindSpore all-reduces them over the workers), see :meth:`allreduce`.
+        self.reduce_parts: dict = {}  # step -> {worker: {name: grad}}
+        self.reduced: dict = {}  # step -> {name: mean grad}
 
     # ------------------------------------------------------------------ registration
     def register(self, spec: dict) -> dict:
@@ -269,6 +273,42 @@ class ParameterServer:
             self.owed[name][np.asarray(asked, np.int64) - start] = False
             self.cond.notify_all()
             return self._info()
+
+    def allreduce(self, worker: int, step: int, grads: dict, n_workers: int, timeout: float,
+                  mean: bool = True) -> dict:
+        """The mean (the sum without ``mean``) over the ``n_workers`` workers of their step-``step`` gradients ``grads``
+        (``{name: grad}``) of worker-local parameters, which no server holds: MindSpore's hybrid
+        parameter-server mode all-reduces these over the workers (``DistributedGradReducer``
+        skips only the ``is_param_ps`` ones). Waits (at most ``timeout`` seconds) until every
+        worker has sent its part; a retried call of a worker replaces its part, or gets the
+        result again once computed (the last two steps' results are kept)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            if step not in self.reduced:
+                parts = self.reduce_parts.setdefault(step, {})
+                parts[worker] = grads
+                if len(parts) >= n_workers:
+                    out = {}
+                    for name in sorted(set().union(*(p.keys() for p in parts.values()))):
+                        gs = [np.asarray(p[name]) for p in parts.values() if name in p]
+                        total = sum(g.astype(np.float32) for g in gs)
+                        out[name] = (total / float(n_workers) if mean else total).astype(gs[0].dtype)
+                    self.reduced[step] = out
+                    del self.reduce_parts[step]
+                    for s in [s for s in self.reduced if s < step - 1]:
+                        del self.reduced[s]
+                    for s in [s for s in self.reduce_parts if s < step]:
+                        del self.reduce_parts[s]
+                    self.cond.notify_all()
+            while step not in self.reduced:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    missing = sorted(set(range(n_workers)) - set(self.reduce_parts.get(step, {})))
+                    return {**self._info(), "error": f"timed out after {timeout:.1f}s waiting for workers {missing} "
+                            f"to send their step-{step} gradients of worker-local parameters {sorted(grads)}"}
+                self.cond.wait(left)
+            out = self.reduced[step]
+            return {**self._info(), "mean": {name: out[name] for name in grads}}
 
     def push(self, worker: int, step: int, payload: dict) -> dict:
         """Store ``worker``'s step-``step`` message: ``{"dense": {name: grad}, "rows": {name: (ids, grads)},

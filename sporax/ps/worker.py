@@ -12,8 +12,11 @@ eager because it talks to the servers between the passes):
 4. Forward and backward (``_differentiate_eager``) with each table replaced by the array of
    its step's unique rows, so the table's gradient is the de-duplicated row gradient.
 5. ``push`` the server parameters' gradients (rows sliced per server) and evicted cache rows,
-   logged until a snapshot covers them; update local parameters and cached rows with this
-   worker's optimizer (the same Cell); the commit rides on the next step's ``sync``.
+   logged until a snapshot covers them; with several workers, average the gradients of the
+   worker-local parameters (no ``set_param_ps``) over the workers through the servers
+   (``ParameterServer.allreduce``: MindSpore all-reduces them); update local parameters and
+   cached rows with this worker's optimizer (the same Cell); the commit rides on the next
+   step's ``sync``.
 
 Workers hold only handles, placeholders and step numbers; servers hold the state.
 """
@@ -32,7 +35,7 @@ from sporax.common import _binding
 from sporax.common.tensor import Tensor
 from sporax.ps import cluster
 from sporax.ps._apply import bucket, frozen_states, rows_only, state_params
-from sporax.ps._placement import place, split_rows
+from sporax.ps._placement import place, split_rows, stable_server
 
 __all__ = ["Runtime", "runtime", "train_step", "current_step", "pull_parameters", "shutdown", "cache_stats"]
 
@@ -608,12 +611,25 @@ def train_step(cell, inputs: tuple):
                     payload[piece.server]["writeback"][name] = (
                         ev_ids[pos], ev_vals[pos], {n: v[pos] for n, v in ev_states.items()})
                     rt.bytes["push"] += ev_vals[pos].nbytes + sum(v[pos].nbytes for v in ev_states.values())
-    rt.call_all([(k, "push", (rt.worker, t_step, payload[k])) for k in range(rt.n_servers)])
+    calls = [(k, "push", (rt.worker, t_step, payload[k])) for k in range(rt.n_servers)]
+    local = {p.name: g for p, g in zip(plan.local, grads[:n_local])}
+    if rt.n_workers > 1 and local:
+        # MindSpore's hybrid mode: the worker-local parameters are data parallel over the
+        # workers (their gradients all-reduced, averaged); here the servers average them.
+        parts: dict = {}
+        for name, g in local.items():
+            parts.setdefault(stable_server(name, rt.n_servers), {})[name] = g
+            rt.bytes["push"] += g.nbytes
+        calls += [(k, "allreduce", (rt.worker, t_step, part, rt.n_workers, rt.timeout, _reduce_mean()))
+                  for k, part in sorted(parts.items())]
+    replies = rt.call_all(calls)
+    for reply in replies[rt.n_servers:]:
+        local.update(reply["mean"])
+        rt.bytes["pull"] += sum(np.asarray(g).nbytes for g in reply["mean"].values())
     if context._state.ps.snapshot_steps:
         plan.log[t_step] = payload
     plan.uncommitted = t_step
     plan.step = t_step + 1
-    local = {p.name: g for p, g in zip(plan.local, grads[:n_local])}
     for t in plan.tables:
         if t.cache is not None:
             for q in state_params(plan.opt)[t.param.name]:
@@ -624,6 +640,17 @@ def train_step(cell, inputs: tuple):
                 t.cache.dirty[t.cache.id_of >= 0] = True
     step_optimizer(plan.opt, local, cache_rows, whole=plan.whole)
     return loss
+
+
+def _reduce_mean() -> bool:
+    """Whether the worker-local gradients are averaged over the workers (else summed).
+
+    MindSpore's workers reduce them with their parallel mode's all-reduce, a mean when
+    ``gradients_mean`` is set (its PS examples set it); sporax averages unless a parallel mode
+    is set with ``gradients_mean=False``, which sums as MindSpore's ``DistributedGradReducer``."""
+    if context._parallel_mode() == context.ParallelMode.STAND_ALONE:
+        return True
+    return bool(context.get_auto_parallel_context("gradients_mean"))
 
 
 @contextlib.contextmanager

@@ -26,11 +26,16 @@ def batch(step: int, vocab: int = VOCAB):
     return ids, labels
 
 
-def build(ps: bool, cache: int = 0, opt: str = "sgd", init_in_server: bool = True, policy: str = "LRU"):
-    """(train step cell, net), built the same way in every process (same seeds, same order)."""
+def build(ps: bool, cache: int = 0, opt: str = "sgd", init_in_server: bool = True, policy: str = "LRU",
+          table_only: bool = False):
+    """(train step cell, net), built the same way in every process (same seeds, same order).
+
+    ``table_only``: only the embedding table goes to the servers; the Dense head stays on the workers."""
     sp.set_seed(7)
     net = Net(cache, policy)
-    if ps:
+    if ps and table_only:
+        net.emb.embedding_table.set_param_ps(init_in_server=init_in_server)
+    elif ps:
         net.set_param_ps(init_in_server=init_in_server)
     if opt == "sgd":
         optimizer = nn.SGD(net.trainable_params(), 0.1)

@@ -1,4 +1,4 @@
-"""A PS process for the tests: ``python _worker_script.py OUT_PREFIX STEPS CACHES [OPT]``.
+"""A PS process for the tests: ``python _worker_script.py OUT_PREFIX STEPS CACHES [OPT [table]]``.
 
 Its role comes from the environment (MS_ROLE=MS_WORKER / MS_PSERVER / MS_SCHED, MS_WORKER_ID,
 MS_WORKER_NUM, MS_SERVER_NUM, MS_SCHED_HOST/PORT, SPORAX_PS_JOB). ``CACHES`` is a comma list of
@@ -27,6 +27,7 @@ import sporax.ps  # noqa: E402
 out, steps = sys.argv[1], int(sys.argv[2])
 caches = [int(c) for c in sys.argv[3].split(",")] if len(sys.argv) > 3 else [0]
 opt = sys.argv[4] if len(sys.argv) > 4 else "sgd"
+table_only = len(sys.argv) > 5 and sys.argv[5] == "table"  # only the embedding table on the servers
 base = os.environ["SPORAX_PS_JOB"]
 role = os.environ.get("MS_ROLE")
 
@@ -50,7 +51,7 @@ wid, nw = int(os.environ["MS_WORKER_ID"]), int(os.environ["MS_WORKER_NUM"])
 for cache in caches:
     os.environ["SPORAX_PS_JOB"] = f"{base}_c{cache}"
     sp.set_ps_context(enable_ps=True, server_timeout=60.0)
-    cell, net = build(True, cache, opt)
+    cell, net = build(True, cache, opt, table_only=table_only)
     start = sporax.ps.current_step(cell)
     print(f"start {cache} {start} at {time.time() - T0:.1f}s", flush=True)
     for s in range(start, steps):

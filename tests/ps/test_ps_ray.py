@@ -346,3 +346,49 @@ def test_bad_input_changes_nothing(ps_job):
     other_cell = nn.TrainOneStepCell(nn.WithLossCell(other, nn.MSELoss()), nn.SGD(other.trainable_params(), 0.1))
     with pytest.raises(RuntimeError, match="already serve"):
         other_cell(sp.Tensor(np.ones((4, 2), np.float32)), sp.Tensor(np.ones((4, 1), np.float32)))
+
+
+def test_two_workers_with_a_local_dense_head_average_its_gradients(ps_job, monkeypatch, tmp_path):
+    """2 workers + 2 servers, only the embedding table on the servers: the Dense head is data
+    parallel over the workers (MindSpore's hybrid PS + AllReduce mode: DistributedGradReducer
+    all-reduces every gradient but the set_param_ps ones), so each worker's copy equals
+    single-process training on the full batch, and the table too. Worker 1 is a process; this
+    process is worker 0."""
+    import ray
+
+    from sporax.ps import cluster
+
+    steps, base = 4, f"{ps_job['job']}_head"
+    monkeypatch.setenv("SPORAX_PS_JOB", base)
+    host, port = ps_job["address"].rsplit(":", 1)
+    env = dict(os.environ, MS_SCHED_HOST=host, MS_SCHED_PORT=port, MS_SERVER_NUM="2", MS_WORKER_NUM="2",
+               JAX_PLATFORMS="cpu", RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0",
+               PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(HERE)), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("SPORAX_PS_JOB", f"{base}_c0")  # the name the worker script gives its job
+    monkeypatch.setenv("MS_WORKER_NUM", "2")
+    monkeypatch.setenv("MS_WORKER_ID", "0")
+    other = None
+    try:
+        other = _spawn(env, "MS_WORKER", [tmp_path / "w1", steps, "0", "sgd", "table"], MS_WORKER_ID=1)
+        sp.set_ps_context(enable_ps=True, server_timeout=120.0)
+        cell, net = build(True, opt="sgd", table_only=True)
+        train(cell, steps, shard=(0, 2))
+        assert [p.name for p in cell._ps_plan.local] == ["fc.weight", "fc.bias", "out.weight", "out.bias"]
+        sporax.ps.pull_parameters(cell)
+        mine = values(net)
+        out, _ = other.communicate(timeout=240)
+        assert other.returncode == 0, out[-3000:]
+    finally:
+        _kill_all([other])
+        sporax.ps.shutdown(kill_servers=True)
+        for k in range(2):
+            with contextlib.suppress(Exception):
+                ray.kill(ray.get_actor(f"{base}_c0.server{k}", namespace=cluster.NAMESPACE), no_restart=True)
+    theirs = dict(np.load(tmp_path / "w1_c0.npz"))
+    ref = _local(steps)
+    _close(mine, ref, atol=1e-6)
+    _close(theirs, ref, atol=1e-6)
+    # each worker alone (its half batch) would have moved its head elsewhere
+    alone_cell, alone = build(False)
+    train(alone_cell, steps, shard=(0, 2))
+    assert np.abs(values(alone)["fc.weight"] - ref["fc.weight"]).max() > 1e-4

@@ -204,3 +204,35 @@ def test_server_hands_rows_between_two_workers_caches():
     assert srv.owner[name][7] == 1 and srv.owner[name][3] == -1
     # ... and a worker that announces a different step is told so
     assert "error" in srv.announce(0, 1, {name: np.array([1])}, 0.01)
+
+
+def test_server_allreduce_of_worker_local_gradients(monkeypatch):
+    """Gradients of parameters no server holds: the mean over the workers (the sum when a parallel
+    mode is set with gradients_mean=False, as MindSpore's DistributedGradReducer), once every
+    worker has sent its part; a retry gets the same result; a missing worker is a bounded error."""
+    import threading
+
+    from sporax.ps.server import ParameterServer
+    from sporax.ps.worker import _reduce_mean
+
+    srv = ParameterServer(0, 1, "unit")
+    got = {}
+    g0, g1 = np.array([1.0, 2.0], np.float32), np.array([3.0, 6.0], np.float32)
+    t = threading.Thread(target=lambda: got.setdefault(0, srv.allreduce(0, 0, {"w": g0}, 2, 30.0)))
+    t.start()
+    got[1] = srv.allreduce(1, 0, {"w": g1}, 2, 30.0)
+    t.join(30)
+    assert got[0]["mean"]["w"].tolist() == got[1]["mean"]["w"].tolist() == [2.0, 4.0]
+    assert srv.allreduce(1, 0, {"w": g1 * 100}, 2, 0.01)["mean"]["w"].tolist() == [2.0, 4.0]  # a retried call
+    t = threading.Thread(target=lambda: got.setdefault(2, srv.allreduce(0, 1, {"w": g0}, 2, 30.0, False)))
+    t.start()
+    assert srv.allreduce(1, 1, {"w": g1}, 2, 30.0, False)["mean"]["w"].tolist() == [4.0, 8.0]
+    t.join(30)
+    late = srv.allreduce(0, 2, {"w": g0}, 2, 0.05)
+    assert "workers [1]" in late["error"] and "['w']" in late["error"]
+    assert sorted(srv.reduced) == [0, 1]  # old results are dropped as steps go on
+    assert _reduce_mean()  # stand-alone: averaged
+    sp.set_auto_parallel_context(parallel_mode="data_parallel", gradients_mean=False)
+    assert not _reduce_mean()
+    sp.set_auto_parallel_context(gradients_mean=True)
+    assert _reduce_mean()

@@ -676,3 +676,26 @@ def test_semi_auto_load_file_imposes_the_saved_strategies(tmp_path, reference):
     np.testing.assert_allclose(steps(b, batches[:1]), losses, rtol=1e-6)
     assert b.parameter_layout_dict == a.parameter_layout_dict
     assert b.network._backbone.fc1.matmul.in_strategy == ((2, 1), (4, 1))
+
+
+def test_crc_protected_rank_files_are_not_read_whole(tmp_path, monkeypatch):
+    """A CRC check reads every byte of a file: resharding skips it (the structure is still
+    validated), so a rank reads only its windows of CRC-protected files too."""
+    semi(8)
+    t8 = place(build(), [2, 4], L8)
+    files = []
+    for r in range(8):
+        sp.set_auto_parallel_context(global_rank=r)
+        files.append(str(tmp_path / f"r{r}.ckpt"))
+        sp.save_checkpoint(t8, files[-1], integrated_save=False, crc_check=True)
+    expected = params(t8)
+
+    def no_full_pass(self, end, stored):
+        raise AssertionError("the whole file was read for its CRC")
+
+    monkeypatch.setattr(ckf.CkptReader, "_verify_crc", no_full_pass)
+    sp.reset_auto_parallel_context()
+    t1 = build()
+    sp.load_distributed_checkpoint(t1, files)
+    for name, value in params(t1).items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)

@@ -352,8 +352,8 @@ def test_two_workers_with_a_local_dense_head_average_its_gradients(ps_job, monke
     """2 workers + 2 servers, only the embedding table on the servers: the Dense head is data
     parallel over the workers (MindSpore's hybrid PS + AllReduce mode: DistributedGradReducer
     all-reduces every gradient but the set_param_ps ones), so each worker's copy equals
-    single-process training on the full batch, and the table too. Worker 1 is a process; this
-    process is worker 0."""
+    single-process training on the full batch, and the table too, without and with a 12-row
+    embedding cache on each worker. Worker 1 is a process; this process is worker 0."""
     import ray
 
     from sporax.ps import cluster
@@ -364,30 +364,34 @@ def test_two_workers_with_a_local_dense_head_average_its_gradients(ps_job, monke
     env = dict(os.environ, MS_SCHED_HOST=host, MS_SCHED_PORT=port, MS_SERVER_NUM="2", MS_WORKER_NUM="2",
                JAX_PLATFORMS="cpu", RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0",
                PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(HERE)), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("SPORAX_PS_JOB", f"{base}_c0")  # the name the worker script gives its job
     monkeypatch.setenv("MS_WORKER_NUM", "2")
     monkeypatch.setenv("MS_WORKER_ID", "0")
-    other = None
-    try:
-        other = _spawn(env, "MS_WORKER", [tmp_path / "w1", steps, "0", "sgd", "table"], MS_WORKER_ID=1)
-        sp.set_ps_context(enable_ps=True, server_timeout=120.0)
-        cell, net = build(True, opt="sgd", table_only=True)
-        train(cell, steps, shard=(0, 2))
-        assert [p.name for p in cell._ps_plan.local] == ["fc.weight", "fc.bias", "out.weight", "out.bias"]
-        sporax.ps.pull_parameters(cell)
-        mine = values(net)
+    other, mine = None, {}
+    try:  # two jobs in turn, as the worker script runs them: no cache, then a 12-row cache on each worker
+        other = _spawn(env, "MS_WORKER", [tmp_path / "w1", steps, "0,12", "sgd", "table"], MS_WORKER_ID=1)
+        for cache in (0, 12):
+            monkeypatch.setenv("SPORAX_PS_JOB", f"{base}_c{cache}")  # the name the worker script gives its job
+            sp.set_ps_context(enable_ps=True, server_timeout=120.0)
+            cell, net = build(True, cache, opt="sgd", table_only=True)
+            train(cell, steps, shard=(0, 2))
+            assert [p.name for p in cell._ps_plan.local] == ["fc.weight", "fc.bias", "out.weight", "out.bias"]
+            sporax.ps.pull_parameters(cell)
+            mine[cache] = values(net)
+            sporax.ps.shutdown(kill_servers=False)
+            sp.context._reset()
         out, _ = other.communicate(timeout=240)
         assert other.returncode == 0, out[-3000:]
     finally:
         _kill_all([other])
         sporax.ps.shutdown(kill_servers=True)
-        for k in range(2):
-            with contextlib.suppress(Exception):
-                ray.kill(ray.get_actor(f"{base}_c0.server{k}", namespace=cluster.NAMESPACE), no_restart=True)
-    theirs = dict(np.load(tmp_path / "w1_c0.npz"))
+        for job in (f"{base}_c0", f"{base}_c12"):
+            for k in range(2):
+                with contextlib.suppress(Exception):
+                    ray.kill(ray.get_actor(f"{job}.server{k}", namespace=cluster.NAMESPACE), no_restart=True)
     ref = _local(steps)
-    _close(mine, ref, atol=1e-6)
-    _close(theirs, ref, atol=1e-6)
+    for cache in (0, 12):
+        _close(mine[cache], ref, atol=1e-6)
+        _close(dict(np.load(tmp_path / f"w1_c{cache}.npz")), ref, atol=1e-6)
     # each worker alone (its half batch) would have moved its head elsewhere
     alone_cell, alone = build(False)
     train(alone_cell, steps, shard=(0, 2))

@@ -90,10 +90,14 @@ def _net_layouts(net) -> dict:
 def _layout_window(layout, full_shape: tuple, rank: int) -> tuple[tuple, tuple]:
     """``(offsets, sizes)`` of ``rank``'s part of a ``full_shape`` tensor under a MindSpore
     layout tuple (with the optimizer-shard split when ``layout[5]`` is truthy)."""
+    from sporax.parallel import _strategy
     from sporax.parallel.layout import Layout
 
-    opt = len(layout) >= 6 and bool(layout[5])
-    offsets, sizes = Layout.from_mindspore(tuple(layout)).window(tuple(full_shape), rank, opt_shard=opt)
+    full_shape = tuple(full_shape)
+    Layout.from_mindspore(tuple(layout)).window(full_shape, rank)  # the slice shape must match
+    # the one rank-window rule, shared with strategy files: slice, then the optimizer shard
+    # (the named group's size when it exists, else the whole replica group)
+    offsets, sizes = _strategy.param_window(_strategy.layouts_from_tuple(tuple(layout), full_shape), full_shape, rank)
     return tuple(int(o) for o in offsets), tuple(int(s) for s in sizes)
 
 

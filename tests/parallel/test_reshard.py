@@ -699,3 +699,17 @@ def test_crc_protected_rank_files_are_not_read_whole(tmp_path, monkeypatch):
     sp.load_distributed_checkpoint(t1, files)
     for name, value in params(t1).items():
         np.testing.assert_array_equal(value, expected[name], err_msg=name)
+
+
+def test_optimizer_shard_group_smaller_than_the_replicas():
+    """optimizer_weight_shard_size k < N: a named group of k ranks splits dim 0 k ways; a rank's
+    member index is its position among the replicas modulo k (groups of consecutive ranks)."""
+    from sporax import communication
+    from sporax.train import serialization as ser
+
+    sp.set_auto_parallel_context(device_num=8, global_rank=5)
+    communication.create_group("opt4", [4, 5, 6, 7])
+    layout = ([8], [-1, -1], [16, 4], 0, True, "opt4")
+    assert ser._layout_window(layout, (16, 4), 5) == ((4, 0), (4, 4))
+    assert st.layouts_from_tuple(layout, (16, 4)).opt_weight_shard_size == 4
+    assert ser._layout_window((*layout[:5], "unregistered"), (16, 4), 5) == ((10, 0), (2, 4))  # all 8 replicas

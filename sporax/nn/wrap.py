@@ -22,6 +22,7 @@ import importlib
 
 import jax.numpy as jnp
 
+from sporax import context as _context
 from sporax.common._validation import check_bool, msg
 from sporax.common.tensor import Tensor, unwrap
 from sporax.nn.cell import Cell
@@ -101,9 +102,7 @@ def _optimizer_weights(optimizer, network: Cell) -> list:
 
 
 def _uses_ps(cell) -> bool:
-    from sporax import context
-
-    return context._ps_active() and any(p.is_param_ps for p in cell.weights)
+    return _context._ps_active() and any(p.is_param_ps for p in cell.weights)
 
 
 class TrainOneStepCell(Cell):

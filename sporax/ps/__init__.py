@@ -23,8 +23,9 @@ PS workers form no ``jax.distributed`` cluster. It averages in every parallel mo
 ``STAND_ALONE`` mode would reduce nothing and let the copies drift apart, which its docs rule
 out for several workers), and sums when a parallel mode is set with ``gradients_mean=False``
 (as ``DistributedGradReducer(mean=False)``). Worker-local parameters are not in the servers'
-snapshots: a replacement worker starts them from its own initialization (mark them with
-``set_param_ps`` to have them survive a worker's loss).
+snapshots: a replacement worker starts them from its own initialization, with a
+``RuntimeWarning`` that names them (mark them with ``set_param_ps`` to have them survive a
+worker's loss).
 
 Roles and clusters: :mod:`sporax.ps.cluster`. The worker step: :mod:`sporax.ps.worker`.
 The embedding cache: :mod:`sporax.ps.cache`. Faults (idempotent versioned pushes,

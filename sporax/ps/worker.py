@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import time
+import warnings
 
 import jax.numpy as jnp
 import numpy as np
@@ -262,6 +263,12 @@ class _Plan:
                 rt.call_all([(k, "commit", (rt.worker, s["step"]))])
         self.step = target
         self.uncommitted = None
+        if target > 0 and self.local:
+            warnings.warn(
+                f"The parameter servers are at step {target}: this worker resumes there, but its worker-local "
+                f"parameters {[p.name for p in self.local]} (no set_param_ps) are not held by the servers and keep "
+                "the values this process gave them, not those of the worker it replaces (mark them with "
+                "set_param_ps to have them survive a worker's loss).", RuntimeWarning, stacklevel=2)
 
     # -------------------------------------------------------------- messages
     def _check_restarts(self, infos: list) -> bool:

@@ -340,6 +340,13 @@ def test_bad_input_changes_nothing(ps_job):
         net.fc.weight.set_param_ps()
     assert not net.fc.weight.is_param_ps
     train(cell, 2, start=1)  # and training goes on
+    # a new training cell joining the job mid-way (a replacement worker) is told its local head is its own
+    sp.set_seed(7)
+    again = Net()
+    again.emb.embedding_table.set_param_ps()
+    again_cell = nn.TrainOneStepCell(nn.WithLossCell(again, nn.MSELoss()), nn.SGD(again.trainable_params(), 0.1))
+    with pytest.warns(RuntimeWarning, match=r"at step 1.*\['fc.weight', 'fc.bias', 'out.weight', 'out.bias'\]"):
+        sporax.ps.current_step(again_cell)
     # a second, different training cell cannot take over the job's servers
     other = nn.Dense(2, 1)
     other.set_param_ps()

@@ -587,6 +587,7 @@ def main(argv=None) -> None:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--popt-only", action="store_true", help="only (4), the parallel optimizer")
     parser.add_argument("--semi-only", action="store_true", help="only (5), semi-auto parallel")
+    parser.add_argument("--dp-only", action="store_true", help="only (1), (3) and (2), data parallel")
     a = parser.parse_args(argv)
     steps, rounds = (4, 1) if a.quick else (a.steps, a.rounds)
     if a.worker:
@@ -604,8 +605,9 @@ def main(argv=None) -> None:
         return
     part1(steps, rounds)
     part3(steps, rounds)
-    part_popt(steps, rounds)
-    part_semi(steps, rounds)
+    if not a.dp_only:
+        part_popt(steps, rounds)
+        part_semi(steps, rounds)
     part2(steps, rounds)
 
 

@@ -57,9 +57,16 @@ def is_step(cell) -> bool:
 
 
 def _reducers(cell) -> list:
+    """The reducers of ``cell``'s tree (cached per cell-tree version: no walk per step)."""
     from sporax.parallel.grad_reducer import DistributedGradReducer
 
-    return [c for _, c in cell.cells_and_names() if isinstance(c, DistributedGradReducer)]
+    store = cell.__dict__["_jit_cache"]
+    rec = store.get("dp_reducers")
+    if rec is not None and rec[0] == _binding.CellTable.version:
+        return rec[1]
+    found = [c for _, c in cell.cells_and_names() if isinstance(c, DistributedGradReducer)]
+    store["dp_reducers"] = (_binding.CellTable.version, found)
+    return found
 
 
 def maybe_run(cell, args: tuple, kwargs: dict):

@@ -273,7 +273,9 @@ def test_the_xla_combiner_facts_the_buckets_rely_on():
 
     limit = _runtime.COMBINE_LIMIT
     assert counts(limit + 1) == [1, limit]
-    assert counts(6, "barrier", per=2) == [6]
+    # XLA of JAX <= 0.10 merges across an optimization_barrier; the XLA of JAX 0.12 does not. Either
+    # way a barrier is no bucket boundary sporax could rely on, which is why buckets use _runtime.tie.
+    assert counts(6, "barrier", per=2) in ([6], [2, 2, 2])
     assert counts(6, "tie", per=2) == [2, 2, 2]
 
 

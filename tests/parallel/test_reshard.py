@@ -713,3 +713,61 @@ def test_optimizer_shard_group_smaller_than_the_replicas():
     assert ser._layout_window(layout, (16, 4), 5) == ((4, 0), (4, 4))
     assert st.layouts_from_tuple(layout, (16, 4)).opt_weight_shard_size == 4
     assert ser._layout_window((*layout[:5], "unregistered"), (16, 4), 5) == ((10, 0), (2, 4))  # all 8 replicas
+
+
+# ----------------------------------------------------------------------------- semi-auto + parallel optimizer
+def test_semi_auto_with_parallel_optimizer_train_8_reshard_into_2_and_1(tmp_path, reference):
+    """Semi-auto parallel (dp 2 x mp 4) combined with the parallel optimizer: each weight slice and
+    its Adam state split again along dim 0 over the replica group of 2. Saved per rank, the
+    layouts carry opt_shard_group and so does the strategy file; resharded into 2 devices
+    (transform_checkpoints + load) and into 1 (load_distributed_checkpoint), 2 more steps equal
+    4 uninterrupted steps, optimizer state included."""
+    batches = reference[0]
+    s8, s2 = str(tmp_path / "s8.ckpt"), str(tmp_path / "s2.json")
+    po = {"enable_parallel_optimizer": True, "parallel_optimizer_config": {"parallel_optimizer_threshold": 0}}
+    semi_auto(8, strategy_ckpt_config={"save_file": s8, "only_trainable_params": False}, **po)
+    t8 = build(shard=megatron(2, 4))
+    first = steps(t8, batches[:2])
+    pld = t8.parameter_layout_dict
+    assert pld["fc1.weight"][:3] == ([2, 4], [0, -1], [8, 16])
+    for name in ("fc1.weight", "moment1.fc1.weight", "moment2.fc2.weight"):
+        assert pld[name][5], name  # opt_shard_group
+    assert _shards(t8, "fc1.weight") == {(4, 16)} and _shards(t8, "moment1.fc1.weight") == {(4, 16)}
+    assert _shards(t8, "moment2.fc2.weight") == {(4, 8)}  # fc2 slice (8, 8), its rows halved
+    src = sp.build_searched_strategy(s8)
+    assert src["moment1.fc1.weight"].opt_weight_shard_size == 2
+    assert src["fc2.weight"].opt_weight_shard_size == 2
+    files = save_ranks(t8, str(tmp_path / "c8"), 8)
+    with ckf.CkptReader(files[6]) as r:  # rank 6: mp index 2, optimizer half 1 (dp index 1)
+        rec = r.records["moment1.fc1.weight"]
+        assert rec.shape == (4, 16) and rec.layout["offsets"] == [20, 0]
+    expected = params(t8)
+    sp.reset_auto_parallel_context()
+    whole = build()
+    sp.load_distributed_checkpoint(whole, files, train_strategy_filename=s8)
+    for name, value in params(whole).items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)
+    # 8 -> 2 through the strategy files, then each rank loads its own file
+    semi_auto(2, strategy_ckpt_config={"save_file": s2, "only_trainable_params": False}, **po)
+    probe = build(shard=megatron(1, 2))
+    probe(*batches[0])
+    assert sp.build_searched_strategy(s2)["moment1.fc1.weight"].opt_weight_shard_size <= 1  # no replicas at 2
+    sp.transform_checkpoints(str(tmp_path / "c8"), str(tmp_path / "c2"), "net", s8, s2)
+    out = [str(tmp_path / "c2" / f"rank_{r}" / f"net{r}.ckpt") for r in range(2)]
+    semi_auto(2, **po)
+    t2 = build(shard=megatron(1, 2))
+    t2(*batches[0])
+    sp.load_distributed_checkpoint(t2, out, train_strategy_filename=s2)
+    assert _shards(t2, "fc1.weight") == {(16, 16)}
+    _check_same(t2, first + steps(t2, batches[2:]), reference)
+    # 8 -> 2 with the parallel optimizer still on (dp 2 x mp 1: weights split over the 2 replicas)
+    semi_auto(2, **po)
+    t2b = build(shard=megatron(2, 1))
+    t2b(*batches[0])
+    sp.load_distributed_checkpoint(t2b, files, train_strategy_filename=s8)
+    assert _shards(t2b, "moment1.fc1.weight") == {(16, 16)}
+    _check_same(t2b, first + steps(t2b, batches[2:]), reference)
+    semi_auto(1)
+    t1 = build()
+    sp.load_distributed_checkpoint(t1, files, train_strategy_filename=s8)
+    _check_same(t1, first + steps(t1, batches[2:]), reference)

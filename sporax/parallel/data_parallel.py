@@ -267,9 +267,34 @@ def _run(cell, m, args: tuple, kwargs: dict):
     flags = tuple((p.comm_fusion, p.layerwise_parallel) for r in reducers for p in r.parameters)
     extra = (training, id(sm), flags, repr(ap.comm_fusion), skey)
     opts = cache["options"] = _step_options(shards)
+    compiled = len(cache)
     out = run_compiled(cache, fn[2], params, args, kwargs, extra, jit_options={"compiler_options": opts})
+    if shards is not None and len(cache) > compiled:
+        _write_strategy_file(cell, shards)
     cache["dyn"] = _abstract_inputs(args, kwargs)
     return out
+
+
+def _write_strategy_file(cell, shards) -> None:
+    """A data-parallel step with the parallel optimizer compiled: write the strategy file that
+    ``strategy_ckpt_config["save_file"]`` names, if any. Every parameter is replicated over the
+    ``n`` devices (device matrix ``[n]``, tensor map all -1); a sharded one (weight or optimizer
+    state) records its dimension-0 optimizer shard over groups of ``k`` consecutive ranks
+    (``opt_weight_shard_step`` 1, ``opt_weight_shard_size`` k), which is how its rank files slice it."""
+    from sporax import context
+    from sporax.parallel import _strategy
+
+    cfg = context.get_auto_parallel_context("strategy_ckpt_config")
+    if not cfg["save_file"]:
+        return
+    layouts = {}
+    for _, p in cell.parameters_and_names():
+        if p.name in layouts or (cfg["only_trainable_params"] and not p.requires_grad):
+            continue
+        sharded = shards.is_sharded(p) and shards.k > 1
+        layouts[p.name] = _strategy.make_layouts([shards.n], [-1] * len(p.shape), tuple(p.shape), 0,
+                                                 1 if sharded else 0, shards.k if sharded else 0)
+    _strategy.save_strategy_file(cfg["save_file"], layouts)
 
 
 def _step_shards(cell, m):

@@ -771,3 +771,60 @@ def test_semi_auto_with_parallel_optimizer_train_8_reshard_into_2_and_1(tmp_path
     t1 = build()
     sp.load_distributed_checkpoint(t1, files, train_strategy_filename=s8)
     _check_same(t1, first + steps(t1, batches[2:]), reference)
+
+
+@pytest.mark.parametrize("k", [8, 4])
+def test_parallel_optimizer_data_parallel_writes_the_strategy_file(tmp_path, k):
+    """Data parallel with the parallel optimizer fills no parameter_layout_dict, but its compile
+    writes the strategy file of strategy_ckpt_config: replicated layouts over the 8 devices, the
+    sharded weights and states with their dim-0 optimizer shard (groups of k consecutive ranks).
+    transform_checkpoints then merges the 8 rank files, and reshards them into 2 ranks."""
+    sp.set_context(mode=sp.GRAPH_MODE)
+    rng = np.random.default_rng(1)
+    batch = (Tensor(rng.standard_normal((8, 16)).astype(np.float32)),
+             Tensor(rng.standard_normal((8, 8)).astype(np.float32)))
+    s8, s2 = str(tmp_path / "s8.ckpt"), str(tmp_path / "s2.json")
+    popt(8)
+    sp.set_auto_parallel_context(strategy_ckpt_config={"save_file": s8, "only_trainable_params": False},
+                                 parallel_optimizer_config={"parallel_optimizer_threshold": 0,
+                                                            "optimizer_weight_shard_size": k})
+    t8 = build()
+    t8(*batch)
+    assert t8.parameter_layout_dict == {}
+    strategy = sp.build_searched_strategy(s8)
+    m = strategy["moment1.fc1.weight"]
+    assert m.dev_matrix[0].dim == [8] and m.tensor_map[0].dim == [-1, -1]
+    assert (m.opt_weight_shard_step, m.opt_weight_shard_size) == (1, k)
+    assert strategy["fc2.weight"].opt_weight_shard_size == k
+    assert strategy["global_step"].opt_weight_shard_size == 0  # not sharded: replicated
+    for r in (3, 6):
+        assert st.param_window(m, (32, 16), r) == (((r % k) * (32 // k), 0), (32 // k, 16))
+    files = save_ranks(t8, str(tmp_path / "c8"), 8)
+    with ckf.CkptReader(files[6]) as r:  # the strategy file's window is where the rank's rows are
+        assert r.records["moment1.fc1.weight"].layout["offsets"] == [(6 % k) * (32 // k), 0]
+    expected = params(t8)
+    # MindSpore-style rank files (no layout records): only the strategy file places the slices
+    bare = tmp_path / "bare"
+    for r, f in enumerate(files):
+        os.makedirs(bare / f"rank_{r}")
+        sp.save_checkpoint({n: Tensor(v.asnumpy()) for n, v in sp.load_checkpoint(f).items()},
+                           str(bare / f"rank_{r}" / "net.ckpt"))
+    sp.transform_checkpoints(str(bare), str(tmp_path / "c1"), "m", s8, None)
+    merged = sp.load_checkpoint(str(tmp_path / "c1" / "rank_0" / "m0.ckpt"))
+    for name, value in expected.items():
+        np.testing.assert_array_equal(merged[name].asnumpy(), value, err_msg=name)
+    popt(2)
+    sp.set_auto_parallel_context(strategy_ckpt_config={"save_file": s2, "only_trainable_params": False})
+    probe = build()
+    probe(*batch)
+    assert sp.build_searched_strategy(s2)["moment2.fc1.weight"].opt_weight_shard_size == 2
+    sp.transform_checkpoints(str(bare), str(tmp_path / "c2"), "m", s8, s2)
+    with ckf.CkptReader(str(tmp_path / "c2" / "rank_1" / "m1.ckpt")) as r:
+        assert r.records["moment2.fc1.weight"].shape == (16, 16)
+    sp.set_auto_parallel_context(strategy_ckpt_config={"save_file": ""})
+    t2 = build()
+    t2(*batch)
+    sp.load_distributed_checkpoint(t2, [str(tmp_path / "c2" / f"rank_{r}" / f"m{r}.ckpt") for r in range(2)],
+                                   train_strategy_filename=s2)
+    for name, value in params(t2).items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)

@@ -262,11 +262,7 @@ def semi_storage(cell, params: list, layouts: dict, shardings: list, devices: li
     from sporax.parallel import plan as _plan
 
     n = len(devices)
-    replicas = {}
-    for p in params:
-        lay = layouts.get(p.name)
-        if lay is not None:
-            replicas[id(p)] = (n // math.prod(lay.strategy), tuple(lay.slice_shape))
+    replicas = _plan.semi_replicas(params, layouts, n)
     shard_plan, chosen = _plan._select(cell, n, replicas)
     if shard_plan is None or not shard_plan.shards:
         return shardings, {}

@@ -145,7 +145,8 @@ class CommPlan:
     param_bytes: int  # per device: the network's parameters
     grad_bytes: int  # per device: the gradients
     opt_state_bytes: int  # per device: optimizer state (moments, lr, step)
-    rows: tuple = ()  # (name, shape, dtype, requires_grad, layerwise_parallel, comm_fusion, bucket, opt_shard)
+    rows: tuple = ()  # (name, shape, dtype, requires_grad, layerwise_parallel, comm_fusion, bucket, opt_shard[,
+    #                    layout: semi-auto parallel, "dev_mat tensor_map slice shape"])
     opt_shard: OptShardPlan | None = None  # enable_parallel_optimizer: what is sharded
     gathered_bytes: int = 0  # per device, transient: the all-gathered weights (at most all at once)
 
@@ -177,6 +178,8 @@ class CommPlan:
             lines.append(f"  bucket {i} (fusion id {b.fusion_id}): {b.nbytes} bytes {b.dtype}: {', '.join(b.names)}")
         if self.excluded:
             lines.append(f"  local (layerwise_parallel): {', '.join(self.excluded)}")
+        if self.parallel_mode in ("semi_auto_parallel", "auto_parallel"):
+            lines.append("  the operators' communication: inserted by XLA's SPMD partitioner (semi_auto.compiled_text)")
         if self.broadcast is not None:
             lines.append(f"  first step: parameter broadcast from rank 0, {self.broadcast.nbytes} bytes")
         o = self.opt_shard
@@ -198,7 +201,8 @@ class CommPlan:
 
 
 def _table(rows) -> str:
-    head = ("name", "shape", "dtype", "requires_grad", "layerwise_parallel", "comm_fusion", "bucket", "opt_shard")
+    head = ("name", "shape", "dtype", "requires_grad", "layerwise_parallel", "comm_fusion", "bucket", "opt_shard",
+            "layout")[:len(rows[0])]
     cells = [head] + [tuple(str(x) for x in r) for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(head))]
     return "\n".join("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells)
@@ -568,6 +572,12 @@ def comm_plan(train_net) -> CommPlan:
         raise TypeError(msg("comm_plan", "train_net", "a Cell", type(train_net).__name__))
     reducers = _reducers(train_net)
     ap = context._state.auto_parallel
+    if not reducers and ap.parallel_mode in ("semi_auto_parallel", "auto_parallel"):
+        from sporax.parallel import semi_auto
+
+        layouts = semi_auto.layouts_of(train_net)
+        if layouts:
+            return _semi_comm_plan(train_net, layouts)
     all_params = cell_parameters(train_net)
     weights = list(reducers[0].parameters) if reducers else [p for p in all_params if p.requires_grad]
     optimizers = [c for _, c in train_net.cells_and_names() if isinstance(c, Optimizer)]
@@ -633,6 +643,116 @@ def comm_plan(train_net) -> CommPlan:
         rows=tuple(rows),
         opt_shard=shard_plan,
         gathered_bytes=sum(s.nbytes for s in shard_plan.shards) if shard_plan is not None else 0,
+    )
+
+
+def semi_replicas(params, layouts: dict, n: int) -> dict:
+    """Semi-auto parallel: ``{id(param): (size of its replica group, slice shape)}`` from the
+    layouts (the devices holding one slice: those of the device matrix its tensor map leaves unused)."""
+    out = {}
+    for p in params:
+        lay = layouts.get(p.name)
+        if lay is not None:
+            out[id(p)] = (n // math.prod(lay.strategy), tuple(lay.slice_shape))
+    return out
+
+
+def _semi_comm_plan(train_net, layouts: dict) -> CommPlan:
+    """The plan of a semi-auto (or auto) parallel step, from the layouts of its last compiled step.
+
+    Per parameter: its layout's slice, and (``enable_parallel_optimizer``) the split of that
+    slice over its replica group, chosen by the same :func:`_select` the step's storage uses
+    (a parameter the step could not split stays out: its layout has no ``opt_shard_group``).
+    The listed collectives are the optimizer sharding's: per sharded weight, the all-gather of
+    its slice over the group (again in the backward pass with comm recompute), the
+    reduce-scatter of its gradient, the all-reduce over the other groups when
+    ``optimizer_weight_shard_size`` is smaller than the group; the rest of the step's
+    communication (the operators' strategies) is inserted by XLA's SPMD partitioner and shows
+    in ``semi_auto.compiled_text``. Per-device bytes: each slice, divided by its group size when
+    optimizer-sharded (weights, their gradients and their optimizer states)."""
+    from sporax import context
+    from sporax.common._binding import cell_parameters
+    from sporax.nn.optim.optimizer import Optimizer
+    from sporax.parallel import _runtime
+
+    ap = context._state.auto_parallel
+    n = len(_runtime.dp_devices())
+    all_params = cell_parameters(train_net)
+    optimizers = [c for _, c in train_net.cells_and_names() if isinstance(c, Optimizer)]
+    weights, seen = [], set()
+    for opt in optimizers:
+        for p in opt._parameters:
+            if id(p) not in seen:
+                seen.add(id(p))
+                weights.append(p)
+    weight_ids = {id(p) for p in weights}
+    opt_state = []
+    for opt in optimizers:
+        for p in cell_parameters(opt):
+            if id(p) not in weight_ids and id(p) not in seen:
+                seen.add(id(p))
+                opt_state.append(p)
+    state_ids = {id(p) for p in opt_state}
+    net_params = [p for p in all_params if id(p) not in state_ids]
+    replicas = semi_replicas(all_params, layouts, n)
+    shard_plan, chosen = _select(train_net, n, replicas)
+    split: dict = {}  # id(param) -> k, for the weights and states the step stores split
+    if shard_plan is not None:
+        kept = []
+        for rec, (p, states) in zip(shard_plan.shards, chosen.values()):
+            lay = layouts.get(p.name)
+            if lay is None or not lay.opt_shard_group:
+                continue
+            kept.append(rec)
+            for q in (p, *states):
+                split[id(q)] = rec.group_size
+        shard_plan = dataclasses.replace(shard_plan, shards=tuple(kept))
+
+    def slice_bytes(p) -> int:
+        lay = layouts.get(p.name)
+        shape = tuple(lay.slice_shape) if lay is not None else tuple(p.shape)
+        return math.prod(shape) * np.dtype(p.dtype.np_dtype).itemsize
+
+    def stored(p) -> int:
+        return slice_bytes(p) // split.get(id(p), 1)
+
+    collectives = []
+    if shard_plan is not None:
+        by_name = {p.name: p for p in weights}
+        for s in shard_plan.shards:
+            nbytes = slice_bytes(by_name[s.name])
+            collectives.append(Collective("all-gather", f"weight {s.name}", nbytes, s.dtype, when="forward"))
+            if s.recompute:
+                collectives.append(Collective("all-gather", f"weight {s.name}", nbytes, s.dtype,
+                                              when="backward (comm recompute)"))
+            collectives.append(Collective("reduce-scatter", f"gradient {s.name}", nbytes, s.dtype, when="backward"))
+            mirror = replicas[id(by_name[s.name])][0] // s.group_size
+            if mirror > 1:
+                collectives.append(Collective("all-reduce", "sharded gradients", s.shard_nbytes, s.dtype,
+                                              when=f"backward, over the {mirror} shard groups"))
+    rows = []
+    for p in all_params:
+        lay = layouts.get(p.name)
+        k = split.get(id(p))
+        where = "reduce-scatter" if id(p) in weight_ids and k else "XLA (SPMD)" if id(p) in weight_ids else "-"
+        layout = (f"{list(lay.dev_mat)} {[list(e) if isinstance(e, tuple) else e for e in lay.tensor_map]} "
+                  f"slice {tuple(lay.slice_shape)}") if lay is not None else "-"
+        rows.append((p.name, tuple(p.shape), p.dtype, p.requires_grad, p.layerwise_parallel, p.comm_fusion, where,
+                     f"1/{k}" if k else "-", layout))
+    return CommPlan(
+        parallel_mode=ap.parallel_mode,
+        degree=n,
+        mean=ap.gradients_mean,
+        buckets=(),
+        excluded=(),
+        collectives=tuple(collectives),
+        broadcast=None,
+        param_bytes=sum(stored(p) for p in net_params),
+        grad_bytes=sum(stored(p) for p in weights if p.requires_grad),
+        opt_state_bytes=sum(stored(p) for p in opt_state),
+        rows=tuple(rows),
+        opt_shard=shard_plan,
+        gathered_bytes=sum(c.nbytes for c in collectives if c.kind == "all-gather" and c.when == "forward"),
     )
 
 

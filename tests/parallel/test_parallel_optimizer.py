@@ -423,3 +423,64 @@ def test_semi_auto_comm_recompute():
     # 4 gathers in the forward pass; 3 again in the backward pass (not the first layer's: no input gradient)
     assert semi_auto.compiled_text(plain_step).count(" all-gather(") == 4
     assert semi_auto.compiled_text(step).count(" all-gather(") == 7
+
+
+@pytest.mark.parametrize("config", [{"parallel_optimizer_threshold": 0},
+                                    {"parallel_optimizer_threshold": 0, "optimizer_weight_shard_size": 1},
+                                    {"parallel_optimizer_threshold": 0, "optimizer_weight_shard_size": 2},
+                                    None])
+def test_semi_auto_comm_plan_bytes_match_addressable_shards(config):
+    """comm_plan of a semi-auto step: per parameter its slice and optimizer-shard split, the
+    gathers and reduce-scatters of the sharded weights, and per-device bytes of weights, gradients
+    and optimizer state equal to what each device holds (addressable shards)."""
+    import sys
+
+    sys.path.insert(0, HERE)
+    try:
+        from test_semi_auto import _train as semi_train
+    finally:
+        sys.path.remove(HERE)
+    popt = {} if config is None else {"enable_parallel_optimizer": True, "parallel_optimizer_config": config}
+    _, train, net = semi_train(True, steps=1, optimizer="adam", **popt)
+    plan = comm_plan(train)
+    opt = train.optimizer
+    weights = list(opt._parameters)
+    wid = {id(p) for p in weights}
+    states = [p for p in opt.get_parameters() if id(p) not in wid]
+    state_ids = {id(p) for p in states}
+    others = [p for p in train.get_parameters() if id(p) not in state_ids]
+    layouts = train.parameter_layout_dict
+
+    def held(params, device):
+        return sum(s.data.nbytes for p in params for s in p._value.addressable_shards if s.device == device)
+
+    for d in net.fc1.weight._value.sharding.mesh.devices.flat:
+        assert plan.param_bytes == held(others, d)
+        assert plan.grad_bytes == held(weights, d)  # each gradient is stored (updated) as its weight is
+        assert plan.opt_state_bytes == held(states, d)
+    assert plan.parallel_mode == "semi_auto_parallel" and plan.degree == 8
+    sharded = [p.name for p in weights if layouts[p.name][5]]
+    rows = {r[0]: r for r in plan.rows}
+    assert rows["fc1.weight"][8] == "[2, 4] [0, -1] slice (8, 16)"
+    if config is None or config.get("optimizer_weight_shard_size") == 1:
+        assert sharded == [] and (plan.opt_shard is None or not plan.opt_shard.shards)
+        assert plan.count("reduce-scatter") == plan.count("all-gather") == 0
+        assert rows["fc1.weight"][7] == "-"
+        return
+    if config.get("optimizer_weight_shard_size") == 2:  # fc2.bias (replicated on 8) has no 2-device split
+        assert sorted(sharded) == sorted(s.name for s in plan.opt_shard.shards) == ["fc1.bias", "fc1.weight",
+                                                                                     "fc2.weight"]
+        assert rows["fc2.bias"][6:8] == ("XLA (SPMD)", "-")
+        return
+    # fc1.weight, fc1.bias, fc2.weight: slices held by 2 devices, split in 2; fc2.bias by 8, split in 8
+    assert sorted(sharded) == sorted(s.name for s in plan.opt_shard.shards) == sorted(p.name for p in weights)
+    assert rows["fc1.weight"][6:8] == ("reduce-scatter", "1/2") and rows["fc2.bias"][7] == "1/8"
+    assert rows["moment1.fc1.weight"][7] == "1/2"
+    assert plan.count("all-gather") == plan.count("reduce-scatter") == len(sharded)
+    text = str(plan)
+    assert "all-gather weight fc1.weight (forward): 512 bytes float32" in text  # its (8, 16) slice
+    assert "reduce-scatter gradient fc1.weight (backward): 512 bytes float32" in text
+    assert "per device: parameters" in text and "layout" in text
+    # ZeRO-1/2 within each replica group: 1/r of every slice, the same for the optimizer's moments
+    full = sum(math.prod(layouts[p.name][2]) * 4 for p in weights)
+    assert plan.param_bytes < full and plan.gathered_bytes == full

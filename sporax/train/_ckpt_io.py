@@ -266,7 +266,7 @@ def _umask() -> int:
     return 0o022
 
 
-# Temporary files are ``.NAME.PID.XXXXXXXX.tmp`` (PID of the writer, 8 random characters),
+# Temporary files are ``.NAME.PID.<8 random characters>.tmp`` (PID of the writer),
 # flock-ed by their writer from creation until they are renamed; the lock dies with the process.
 _TMP_RE = r"\.{}\.(?:(\d+)\.)?[A-Za-z0-9_]{{8}}\.tmp"
 _TMP_GRACE_S = 60.0  # an unlocked temp file of a live pid younger than this may be being created

@@ -9,6 +9,8 @@ order). Called directly (``TypeCast(ms.int32)(array)``) a transform runs eagerly
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from sporax.common._validation import msg
@@ -36,8 +38,17 @@ class TensorOperation:
     random = False
 
     def _apply(self, cols: tuple, rng: np.random.Generator | None) -> tuple:
-        """Map the input columns to the output columns (tuples of arrays)."""
-        raise NotImplementedError(type(self).__name__)  # pragma: no cover (abstract)
+        """Map the input columns to the output columns (tuples of arrays).
+
+        sporax's transforms override this. A user's subclass written as in MindSpore defines
+        ``__call__(self, *columns)`` instead; it is called here, and a non-tuple result is one column.
+        """
+        call = type(self).__call__
+        if call is TensorOperation.__call__:
+            raise TypeError(f"For '{type(self).__name__}', a TensorOperation subclass must define "
+                            f"'__call__(self, *columns)' (or '_apply'), but it defines neither.")
+        out = call(self, *cols)
+        return out if isinstance(out, tuple) else (out,)
 
     def __call__(self, *inputs):
         """Run the transform eagerly on numpy arrays (or PIL images)."""
@@ -65,8 +76,7 @@ class _OneToOne(TensorOperation):
             raise RuntimeError(f"{type(self).__name__}: expected 1 input column, but got {len(cols)}.")
         return (self._apply1(cols[0], rng),)
 
-    def _apply1(self, x, rng):
-        raise NotImplementedError  # pragma: no cover (abstract)
+    _apply1: Callable  # each subclass defines _apply1(self, x, rng) -> array
 
 
 def _call_operation(op, cols: tuple, rng) -> tuple:

@@ -391,6 +391,49 @@ def _copy_rows(dst: np.ndarray, vals: np.ndarray, odd: np.ndarray) -> None:
         dst[odd] = vals[odd, 1 : n + 1]
 
 
+# Windows of at most this many elements of an exact kind ("uniform", "bits": integer ops and
+# one float32 multiply, so numpy and XLA round alike) are computed in numpy on the host (about
+# 13 ms at the bound, as long as loading one kernel from the persistent cache). A
+# small parameter then needs no kernel of its own shape: a first training step otherwise
+# traces, compiles or loads one kernel per distinct small shape (about 20 ms each from the
+# persistent cache), which was most of a small model's first-step time.
+_HOST_MAX = 1 << 18
+_HOST_KINDS = ("uniform", "bits")
+
+
+def _threefry2x32_np(k0: int, k1: int, x0: np.ndarray, x1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Threefry-2x32, 20 rounds, on numpy uint32 arrays (wrapping, as the lax kernel)."""
+    u = np.uint32
+    ks = (u(k0), u(k1), u((k0 ^ k1 ^ _PARITY) & _MASK32))
+    with np.errstate(over="ignore"):
+        x0 = x0 + ks[0]
+        x1 = x1 + ks[1]
+        for r in range(20):
+            rot = _ROT[r % 8]
+            x0 = x0 + x1
+            x1 = (x1 << u(rot)) | (x1 >> u(32 - rot))
+            x1 ^= x0
+            if r % 4 == 3:
+                j = (r + 1) // 4
+                x0 = x0 + ks[j % 3]
+                x1 = x1 + ks[(j + 1) % 3] + u(j)
+    return x0, x1
+
+
+def _sample_host(kind: str, params: np.ndarray, key: tuple, rows: int, length: int, starts) -> np.ndarray:
+    """The window's (rows, length) values in float32 (uint32 for ``bits``), computed in numpy."""
+    e = starts(0, rows)[:, None] + np.arange(length, dtype=np.uint64)[None, :]
+    pair = e >> np.uint64(1)
+    y0, y1 = _threefry2x32_np(key[0], key[1], (pair >> np.uint64(32)).astype(np.uint32),
+                              (pair & np.uint64(_MASK32)).astype(np.uint32))
+    bits = np.where((e & np.uint64(1)).astype(bool), y1, y0)
+    if kind == "bits":
+        return bits
+    m = (bits >> np.uint32(8)).astype(np.int32)
+    w = (m * 2 - (1 << 24)).astype(np.float32) * np.float32(2.0**-24)
+    return w * np.float32(params[0])
+
+
 def sample_window(
     kind: str,
     params: np.ndarray,
@@ -417,8 +460,11 @@ def sample_window(
         return out
     rows, length, starts = _runs(full_shape, offsets, sizes)
     out2 = out.reshape(rows, length)
-    key = np.array(derive_key(seed, stream), np.uint32)
     params = np.asarray(params, np.float32)
+    if kind in _HOST_KINDS and out.size <= _HOST_MAX:
+        np.copyto(out2, _sample_host(kind, params, derive_key(seed, stream), rows, length, starts), casting="unsafe")
+        return out
+    key = np.array(derive_key(seed, stream), np.uint32)
     pending: collections.deque = collections.deque()
     device = _host_device()
 

@@ -183,3 +183,21 @@ def test_host_windows_are_computed_eagerly_inside_a_trace():
 
     assert np.array_equal(np.asarray(jax.jit(f)(0.0)), ref)
     assert float(jax.grad(lambda x: f(x).sum())(1.0)) == 20.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.sampled_from(["uniform", "bits"]), windows(), st.integers(0, 2**64 - 1),
+       st.sampled_from([np.float32, np.float16, np.int32, np.uint32]), st.integers(0, 3))
+def test_small_exact_windows_from_numpy_equal_the_kernel(kind, win, seed, dt, stream):
+    """Small uniform/bits windows are computed in numpy (no kernel per shape): the same bits as the XLA kernel."""
+    full, offsets, sizes = win
+    params = _rng.transform_params(kind, **KIND_PARAMS[kind])
+    assert kind in _rng._HOST_KINDS and np.prod(sizes) <= _rng._HOST_MAX
+    host = _rng.sample_window(kind, params, seed, full, dt, offsets, sizes, stream)
+    saved = _rng._HOST_MAX
+    _rng._HOST_MAX = -1  # force the kernel
+    try:
+        kernel = _rng.sample_window(kind, params, seed, full, dt, offsets, sizes, stream)
+    finally:
+        _rng._HOST_MAX = saved
+    assert host.dtype == kernel.dtype and host.tobytes() == kernel.tobytes()

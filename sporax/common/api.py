@@ -53,6 +53,7 @@ from sporax.common import _binding, _branching, _rng
 from sporax.common._random_state import key_state
 from sporax.common.parameter import Parameter
 from sporax.common.tensor import Tensor, is_donatable, mark_donatable
+from sporax.common.tensor import escapes as _escapes
 
 __all__ = ["jit", "ms_function", "run_compiled", "run_cell", "call_cell", "compile_count"]
 
@@ -79,13 +80,15 @@ class _Entry:
     """One compiled signature: the state split into written/read-only, and the jitted function."""
 
     __slots__ = ("state", "w_params", "r_params", "w_idx", "r_idx", "avals", "jitted", "owned", "r_cached",
-                 "order", "cached", "nw", "out_tree", "out_kinds", "single_tensor")
+                 "order", "cached", "nw", "out_tree", "out_kinds", "single_tensor",
+                 "escapes")
 
     def __init__(self, state: list) -> None:
         self.state = state
         self.owned: list = []  # the written state's arrays after the last call (sporax's own)
         self.r_cached: list = []  # the read-only state's arrays at the last call
         self.cached: list = []  # owned + r_cached, in the order of ``order``
+        self.escapes = -1  # tensor.escapes at the last call (-1: none yet)
         self.out_tree = None
         self.out_kinds: list = []
         self.single_tensor = False
@@ -298,7 +301,8 @@ def _execute(entry: _Entry, dyn: list):
     """
     # Fast path: the state holds exactly the arrays of the last call, the written ones unshared.
     vals = list(map(_GET_VALUE, entry.order))
-    if all(map(operator.is_, vals, entry.cached)) and all(map(is_donatable, vals[: entry.nw])):
+    if all(map(operator.is_, vals, entry.cached)) and (
+            entry.escapes == _escapes[0] or all(map(is_donatable, vals[: entry.nw]))):
         wv, rv = entry.owned, entry.r_cached
     else:
         del vals
@@ -310,6 +314,7 @@ def _execute(entry: _Entry, dyn: list):
     for p, v in zip(entry.w_params, new):
         p._value = v
     mark_donatable(new)
+    entry.escapes = _escapes[0]  # none of ``new`` has escaped yet
     entry.owned = new
     entry.r_cached = rv
     entry.cached = new + rv

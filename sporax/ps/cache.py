@@ -16,9 +16,12 @@ Each worker has its own cache. With several workers a row is held by at most one
 time (the servers track which): ids another worker also looks up in a step are excluded
 (``prepare(exclude=...)``) and updated on the server, and a held row another worker needs is
 dropped and returned first (:meth:`drop`); see :meth:`sporax.ps.server.ParameterServer.announce`.
-A cache holds the only current copy of its updated rows until it writes them back, so a
-worker killed mid-training loses the updates its cache held (a replacement resumes with the
-servers' copies of those rows).
+A cache holds the only current copy of its updated rows until it writes them back. With
+snapshots (``set_ps_context(snapshot_steps=N, snapshot_path=DIR)``) every worker writes back
+its dirty rows (kept cached) at each snapshot step, so a snapshot holds them; when a killed
+worker is replaced the job rolls back to that snapshot and every cache starts empty again
+(:meth:`clear`). Without snapshots a replacement refuses to start when the worker it replaces
+held cache rows (their updates are lost).
 """
 
 from __future__ import annotations
@@ -151,6 +154,14 @@ class EmbeddingCache:
         self.last_used[slots] = -1
         self.uses[slots] = 0
         return out
+
+    def clear(self) -> None:
+        """Forget every cached row without writing it back (the job rolled back to a snapshot)."""
+        self.slot_of[:] = -1
+        self.id_of[:] = -1
+        self.last_used[:] = -1
+        self.uses[:] = 0
+        self.dirty[:] = False
 
     def cached_ids(self, lo: int, hi: int) -> np.ndarray:
         """The cached ids in ``[lo, hi)``, sorted."""

@@ -22,6 +22,7 @@ actors). The actor owns everything; workers only hold its handle and a step numb
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import threading
@@ -53,6 +54,11 @@ class ParameterServer:
         self.snapshot_path = snapshot_path
         self.snapshot_steps = snapshot_steps
         self.incarnation = uuid.uuid4().hex
+        self.epoch = self._read_epoch()  # bumped by each rollback (a replaced worker): workers then redo steps
+        self.members: dict = {}  # worker -> token of the training cell (process) that joined as that worker
+        self.snap_parts: dict = {}  # worker -> its worker-local state, flushed for the snapshot of step self.step
+        self.rolled_local: dict = {}  # worker -> worker-local state of the snapshot the last rollback restored
+        self.rolled_for = None
         if not hasattr(self, "cond"):
             self.cond = threading.Condition()
         self.step = 0
@@ -133,7 +139,74 @@ class ParameterServer:
 
     def _info(self) -> dict:
         return {"step": self.step, "incarnation": self.incarnation, "snapshot_step": self.snapshot_step,
-                "registered": self.spec is not None}
+                "registered": self.spec is not None, "epoch": self.epoch}
+
+    def _stale(self, epoch) -> dict | None:
+        """The reply to a message of a worker that has not yet seen the last rollback (no effect)."""
+        if epoch is not None and epoch != self.epoch:
+            return {**self._info(), "stale": True}
+        return None
+
+    # ------------------------------------------------------------------ workers joining, replaced workers
+    def join(self, worker: int, token: str) -> dict:
+        """A training cell joins as ``worker``. ``replaced``: another one was that worker before
+        (its process died: this one replaces it); ``snapshots``: the complete snapshot steps on
+        disk; ``held``: rows of each table the old one held in its cache (their updates are lost
+        unless the job rolls back to a snapshot)."""
+        with self.cond:
+            prev = self.members.get(worker)
+            self.members[worker] = token
+            info = self._info()
+            info["replaced"] = (prev is not None and prev != token) or (
+                prev is None and (self.step > 0 or worker in self.pending))
+            info["snapshots"] = self._snapshot_steps()
+            info["held"] = {name: int(np.count_nonzero(o == worker)) for name, o in self.owner.items()}
+            return info
+
+    def rollback(self, step: int, token: str) -> dict:
+        """Restore the snapshot of ``step`` (parameters, optimizer state, the workers' flushed cache
+        rows and worker-local state) and forget everything after it; every waiting worker is told
+        (its replies carry the new ``epoch``) and redoes its steps from there. Idempotent per ``token``."""
+        with self.cond:
+            if self.rolled_for == token and self.step == step:
+                return self._info()
+            local = self._load(step)
+            self.pending, self.committed, self.announced, self.answers = {}, set(), {}, {}
+            self.reduce_parts, self.reduced, self.flushed, self.snap_parts = {}, {}, {}, {}
+            for name in self.owner:
+                self.owner[name][:] = -1
+                self.owed[name][:] = False
+            self.rolled_local = local
+            self.rolled_for = token
+            self.epoch += 1
+            self._write_epoch()
+            self.cond.notify_all()
+            return self._info()
+
+    def rolled_back_local(self, worker: int) -> dict:
+        """``worker``'s worker-local state (``{name: array}``) in the snapshot the last rollback restored."""
+        with self.cond:
+            return {**self._info(), "local": self.rolled_local.get(worker, {})}
+
+    def snapshot_flush(self, worker: int, step: int, rows: dict, local: dict, epoch: int | None = None) -> dict:
+        """At a snapshot step, ``worker`` writes back its dirty cache rows (``{name: (ids, values,
+        states)}``, still cached) and its worker-local state; once every worker has, this server
+        saves the snapshot of ``step``: the job's complete state."""
+        with self.cond:
+            stale = self._stale(epoch)
+            if stale is not None or step != self.step:
+                return stale or self._info()
+            for name, (ids, values, states) in rows.items():
+                store, start = self.tables[name]
+                loc = np.asarray(ids, np.int64) - start
+                store.values[loc] = values
+                for k, v in states.items():
+                    store.states[k][loc] = v
+            self.snap_parts[worker] = local
+            if len(self.snap_parts) >= self.n_workers:
+                self._snapshot(self.snap_parts)
+                self.snap_parts = {}
+            return self._info()
 
     # ------------------------------------------------------------------ the step protocol
     def status(self, worker: int) -> dict:
@@ -145,7 +218,7 @@ class ParameterServer:
             return info
 
     def sync(self, worker: int, step: int, commit: int | None, dense: list, timeout: float,
-             incarnation: str | None = None) -> dict:
+             incarnation: str | None = None, epoch: int | None = None) -> dict:
         """Commit ``worker``'s step ``commit`` (if given), wait until step ``step`` is reached, and
         return the values of the ``dense`` parameters (this server's blocks).
 
@@ -156,9 +229,14 @@ class ParameterServer:
         with self.cond:
             if incarnation is not None and incarnation != self.incarnation:
                 return self._info()
+            stale = self._stale(epoch)
+            if stale is not None:
+                return stale
             if commit is not None:
                 self._commit(worker, commit)
             while self.step < step:
+                if self._stale(epoch) is not None:
+                    return {**self._info(), "stale": True}
                 left = deadline - time.monotonic()
                 if left <= 0:
                     missing = sorted(set(range(self.n_workers)) - self.committed)
@@ -169,7 +247,8 @@ class ParameterServer:
             info["dense"] = {n: np.asarray(self.dense[n][0]._value) for n in dense}
             return info
 
-    def pull_rows(self, rows: dict, state_rows: dict, worker: int | None = None, timeout: float = 0.0) -> dict:
+    def pull_rows(self, rows: dict, state_rows: dict, worker: int | None = None, timeout: float = 0.0,
+                  epoch: int | None = None) -> dict:
         """Read rows by global id: ``rows`` values only (direct reads), ``state_rows`` values and
         optimizer state (rows ``worker`` loads into its cache, which then holds their master copy).
 
@@ -177,8 +256,13 @@ class ParameterServer:
         once it has been returned (waiting at most ``timeout`` seconds).
         """
         with self.cond:
+            stale = self._stale(epoch)
+            if stale is not None:
+                return stale
             if self.n_workers > 1 and (rows or state_rows):
                 error = self._wait_returned([*rows.items(), *state_rows.items()], timeout)
+                if self._stale(epoch) is not None:
+                    return {**self._info(), "stale": True}
                 if error:
                     return {**self._info(), "error": error}
             out, out_state = {}, {}
@@ -196,7 +280,8 @@ class ParameterServer:
 
     def _wait_returned(self, requests: list, timeout: float) -> str | None:
         deadline = time.monotonic() + timeout
-        while True:
+        epoch = self.epoch
+        while self.epoch == epoch:
             waiting = [(name, ids) for name, ids in requests
                        if len(ids) and self.owed[name][np.asarray(ids, np.int64) - self.tables[name][1]].any()]
             if not waiting:
@@ -206,9 +291,11 @@ class ParameterServer:
                 return (f"timed out after {timeout:.1f}s waiting for a worker's cache to give back rows of "
                         f"{sorted(n for n, _ in waiting)}")
             self.cond.wait(left)
+        return None
 
     # ------------------------------------------------------------------ worker caches (several workers)
-    def announce(self, worker: int, step: int, ids: dict, timeout: float, incarnation: str | None = None) -> dict:
+    def announce(self, worker: int, step: int, ids: dict, timeout: float, incarnation: str | None = None,
+                 epoch: int | None = None) -> dict:
         """``worker``'s unique ids of step ``step`` per cached table (this server's rows); waits
         until every worker has announced, then answers ``{table: (shared, give_back)}``:
 
@@ -224,6 +311,9 @@ class ParameterServer:
         with self.cond:
             if incarnation is not None and incarnation != self.incarnation:
                 return self._info()
+            stale = self._stale(epoch)
+            if stale is not None:
+                return stale
             if step != self.step:
                 return {**self._info(), "error": f"announce for step {step} but this server is at step {self.step}"}
             self.announced[worker] = ids
@@ -231,6 +321,8 @@ class ParameterServer:
                 self._answer()
                 self.cond.notify_all()
             while not self.answers:
+                if self._stale(epoch) is not None:
+                    return {**self._info(), "stale": True}
                 left = deadline - time.monotonic()
                 if left <= 0:
                     missing = sorted(set(range(self.n_workers)) - set(self.announced))
@@ -261,10 +353,13 @@ class ParameterServer:
                 answers[w][name] = (shared + start, wanted + start)
         self.answers = answers
 
-    def give_back(self, worker: int, name: str, asked, ids, values, states: dict) -> dict:
+    def give_back(self, worker: int, name: str, asked, ids, values, states: dict, epoch: int | None = None) -> dict:
         """``worker`` returns rows its cache held (``ids``: the ``asked`` rows it still had, with
         their values and optimizer state); every ``asked`` row is this server's again."""
         with self.cond:
+            stale = self._stale(epoch)
+            if stale is not None:
+                return stale
             store, start = self.tables[name]
             local = np.asarray(ids, np.int64) - start
             store.values[local] = values
@@ -275,7 +370,7 @@ class ParameterServer:
             return self._info()
 
     def allreduce(self, worker: int, step: int, grads: dict, n_workers: int, timeout: float,
-                  mean: bool = True) -> dict:
+                  mean: bool = True, epoch: int | None = None) -> dict:
         """The mean (the sum without ``mean``) over the ``n_workers`` workers of their step-``step`` gradients ``grads``
         (``{name: grad}``) of worker-local parameters, which no server holds: MindSpore's hybrid
         parameter-server mode all-reduces these over the workers (``DistributedGradReducer``
@@ -284,6 +379,9 @@ class ParameterServer:
         result again once computed (the last two steps' results are kept)."""
         deadline = time.monotonic() + timeout
         with self.cond:
+            stale = self._stale(epoch)
+            if stale is not None:
+                return stale
             if step not in self.reduced:
                 parts = self.reduce_parts.setdefault(step, {})
                 parts[worker] = grads
@@ -301,6 +399,8 @@ class ParameterServer:
                         del self.reduce_parts[s]
                     self.cond.notify_all()
             while step not in self.reduced:
+                if self._stale(epoch) is not None:
+                    return {**self._info(), "stale": True}
                 left = deadline - time.monotonic()
                 if left <= 0:
                     missing = sorted(set(range(n_workers)) - set(self.reduce_parts.get(step, {})))
@@ -310,10 +410,13 @@ class ParameterServer:
             out = self.reduced[step]
             return {**self._info(), "mean": {name: out[name] for name in grads}}
 
-    def push(self, worker: int, step: int, payload: dict) -> dict:
+    def push(self, worker: int, step: int, payload: dict, epoch: int | None = None) -> dict:
         """Store ``worker``'s step-``step`` message: ``{"dense": {name: grad}, "rows": {name: (ids, grads)},
         "writeback": {name: (ids, values, states)}}``. Idempotent (see the module docstring)."""
         with self.cond:
+            stale = self._stale(epoch)
+            if stale is not None:
+                return stale
             info = self._info()
             if step < self.step or worker in self.committed:
                 info["duplicate"] = True
@@ -324,8 +427,11 @@ class ParameterServer:
             self.pending[worker] = payload
             return info
 
-    def commit(self, worker: int, step: int) -> dict:
+    def commit(self, worker: int, step: int, epoch: int | None = None) -> dict:
         with self.cond:
+            stale = self._stale(epoch)
+            if stale is not None:
+                return stale
             self._commit(worker, step)
             return self._info()
 
@@ -387,8 +493,7 @@ class ParameterServer:
         self.committed = set()
         self.announced = {}
         self.answers = {}
-        if self.snapshot_steps and self.snapshot_path and self.step % self.snapshot_steps == 0:
-            self._snapshot()
+        self.snap_parts = {}
 
     # ------------------------------------------------------------------ reading and writing whole values
     def read(self, names: list, step: int | None = None, timeout: float = 0.0) -> dict:
@@ -417,10 +522,13 @@ class ParameterServer:
             return out
 
     def write_rows(self, name: str | None, ids, values, states: dict, worker: int | None = None,
-                   flush_step: int | None = None, release: bool = False) -> dict:
+                   flush_step: int | None = None, release: bool = False, epoch: int | None = None) -> dict:
         """Overwrite rows (and their optimizer state) now: a worker's cache flushing its dirty rows
         (``flush_step``: all of them, at that step); ``release``: it no longer holds them."""
         with self.cond:
+            stale = self._stale(epoch)
+            if stale is not None:
+                return stale
             if name is not None:
                 store, start = self.tables[name]
                 local = np.asarray(ids, np.int64) - start
@@ -458,9 +566,40 @@ class ParameterServer:
             return {**self._info(), "pid": os.getpid(), "pieces": list(self.pieces)}
 
     # ------------------------------------------------------------------ snapshots
-    def _files(self) -> tuple[str, str]:
-        base = os.path.join(self.snapshot_path, f"{self.job}_server{self.index}")
-        return base + ".meta", base + ".ckpt"
+    def _base(self) -> str:
+        return os.path.join(self.snapshot_path, f"{self.job}_server{self.index}")
+
+    def _files(self, step: int | None = None) -> tuple[str, str]:
+        """The registration file, and the snapshot of ``step`` (default: the latest on disk)."""
+        if step is None:
+            steps = self._snapshot_steps()
+            step = steps[-1] if steps else -1
+        return self._base() + ".meta", f"{self._base()}_s{step}.ckpt"
+
+    def _snapshot_steps(self) -> list:
+        """The steps of the complete snapshots on disk (the last two are kept), ascending."""
+        if not self.snapshot_path or not os.path.isdir(self.snapshot_path):
+            return []
+        prefix = os.path.basename(self._base()) + "_s"
+        out = []
+        for f in os.listdir(self.snapshot_path):
+            if f.startswith(prefix) and f.endswith(".ckpt") and f[len(prefix):-5].isdigit():
+                out.append(int(f[len(prefix):-5]))
+        return sorted(out)
+
+    def _read_epoch(self) -> int:
+        path = os.path.join(self.snapshot_path, f"{self.job}_server{self.index}.epoch") if self.snapshot_path else ""
+        if path and os.path.exists(path):
+            with open(path) as f:
+                return int(f.read().strip() or 0)
+        return 0
+
+    def _write_epoch(self) -> None:
+        if self.snapshot_path:
+            from sporax.train._ckpt_io import atomic_write
+
+            data = str(self.epoch).encode()
+            atomic_write(self._base() + ".epoch", lambda f: f.write(data))
 
     def _save_meta(self) -> None:
         if not self.snapshot_path:
@@ -472,11 +611,14 @@ class ParameterServer:
         data = pickle.dumps(self.spec)
         atomic_write(meta, lambda f: f.write(data))
 
-    def _snapshot(self) -> None:
+    def _snapshot(self, local: dict) -> None:
+        """Save step ``self.step``: parameters, optimizer state and each worker's ``local`` state."""
+        if not self.snapshot_path:
+            return
         from sporax.common.tensor import Tensor
         from sporax.train.serialization import save_checkpoint
 
-        _, ckpt = self._files()
+        _, ckpt = self._files(self.step)
         items = []
         for q in _all_params(self.opt):
             if q._value is not None:
@@ -485,8 +627,14 @@ class ParameterServer:
             items.append({"name": name, "data": Tensor._wrap(store.values)})
             for k, v in store.states.items():
                 items.append({"name": k, "data": Tensor._wrap(v)})
+        for w, state in sorted(local.items()):
+            for name, v in state.items():
+                items.append({"name": f"{_LOCAL}{w}/{name}", "data": Tensor._wrap(np.asarray(v))})
         save_checkpoint(items, ckpt, append_dict={"sporax_ps_step": self.step})
         self.snapshot_step = self.step
+        for old in self._snapshot_steps()[:-2]:
+            with contextlib.suppress(OSError):
+                os.remove(self._files(old)[1])
 
     def _restore(self) -> None:
         if not self.snapshot_path:
@@ -494,21 +642,31 @@ class ParameterServer:
         meta, ckpt = self._files()
         if not os.path.exists(meta):
             return
+        with open(meta, "rb") as f:
+            self._build(pickle.loads(f.read()))
+        if os.path.exists(ckpt):
+            self._load(None)
+
+    def _load(self, step: int | None) -> dict:
+        """Load the snapshot of ``step`` (the latest: None) into this server; its workers' local state."""
         from sporax.common.tensor import _readonly
         from sporax.train.serialization import load_checkpoint
 
-        with open(meta, "rb") as f:
-            self._build(pickle.loads(f.read()))
+        _, ckpt = self._files(step)
         if not os.path.exists(ckpt):
-            return
+            raise RuntimeError(f"parameter server {self.index} has no snapshot of step {step} in {self.snapshot_path!r}")
         saved = load_checkpoint(ckpt)
         by_name = {q.name: q for q in _all_params(self.opt)}
         table_states = {k: (store, k) for store, _ in self.tables.values() for k in store.states}
+        local: dict = {}
         for name, value in saved.items():
             if name == "sporax_ps_step":
                 continue
             array = np.array(value.asnumpy())
-            if name in self.tables:
+            if name.startswith(_LOCAL):
+                w, key = name[len(_LOCAL):].split("/", 1)
+                local.setdefault(int(w), {})[key] = array
+            elif name in self.tables:
                 self.tables[name][0].values[...] = array
             elif name in table_states:
                 store, k = table_states[name]
@@ -517,6 +675,10 @@ class ParameterServer:
                 by_name[name].set_data(_tensor(_readonly(array)), slice_shape=True)
         self.step = int(np.asarray(saved["sporax_ps_step"].asnumpy()))
         self.snapshot_step = self.step
+        return local
+
+
+_LOCAL = "sporax_ps_local/"
 
 
 def _all_params(opt) -> list:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import time
+import uuid
 import warnings
 
 import jax.numpy as jnp
@@ -45,6 +46,15 @@ class _Discovered(Exception):
     """Raised by the last server-held EmbeddingLookup to see its ids: the rest of the pass is not needed."""
 
 
+class _RolledBack(RuntimeError):
+    """A server rolled the job back to a snapshot (a replaced worker): this worker redoes its steps from there."""
+
+
+# Messages that carry the worker's epoch: a server that rolled back since ignores them and says so.
+_EPOCHED = frozenset({"sync", "push", "commit", "announce", "allreduce", "pull_rows", "give_back", "write_rows",
+                      "snapshot_flush"})
+
+
 # ---------------------------------------------------------------------------------- the runtime
 class Runtime:
     """This process's connection: Ray, the server handles, and the bound on every wait."""
@@ -62,6 +72,7 @@ class Runtime:
         self.trained_locally: dict = {}  # id -> Parameter a PS training cell updates on this worker
         self.bytes = {"pull": 0, "push": 0}
         self.dead: set = set()  # servers found dead: shutdown() no longer waits for them
+        self.epochs: dict = {}  # server -> the rollback epoch this worker is at
 
     @property
     def timeout(self) -> float:
@@ -80,12 +91,23 @@ class Runtime:
         ray = self.ray
         deadline = time.monotonic() + self.timeout
         servers = self.servers
-        first = [getattr(servers[k], method).remote(*args) for k, method, args in calls]
+
+        def send(k, method, args):
+            kw = {"epoch": self.epochs[k]} if method in _EPOCHED and k in self.epochs else {}
+            return getattr(servers[k], method).remote(*args, **kw)
+
+        def stale(k, method, r) -> bool:
+            return (method in _EPOCHED and type(r) is dict and k in self.epochs
+                    and (r.get("stale") or r.get("epoch", self.epochs[k]) != self.epochs[k]))
+
+        first = [send(*c) for c in calls]
         try:  # the common case: one ray.get for every reply, no per-call bookkeeping
             results = ray.get(first, timeout=self.timeout + 5.0)
         except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
             results = None
         if results is not None:
+            if any(stale(c[0], c[1], r) for c, r in zip(calls, results)):
+                raise _RolledBack("the parameter servers rolled the job back to a snapshot")
             for k, r in enumerate(results):
                 if type(r) is dict and "error" in r:
                     raise self._fail(calls[k][0], "refused the step", r["error"])
@@ -109,11 +131,13 @@ class Runtime:
                                          str(e).splitlines()[0]) from None
                     retry.append(i)
                     continue
+                if stale(k, calls[i][1], results[i]):
+                    raise _RolledBack("the parameter servers rolled the job back to a snapshot")
                 if isinstance(results[i], dict) and "error" in results[i]:
                     raise self._fail(k, "refused the step", results[i]["error"])
             if retry:
                 time.sleep(0.2)
-                refs.update({i: getattr(self.servers[calls[i][0]], calls[i][1]).remote(*calls[i][2]) for i in retry})
+                refs.update({i: send(*calls[i]) for i in retry})
             todo = retry
         return results
 
@@ -221,6 +245,9 @@ class _Plan:
         self.snapshot_step: dict = {}
         self.stand_ins: dict = {}
         self.to_return: set = set()  # restarted servers whose cached rows this worker gives back
+        self.inputs: dict = {}  # step -> this worker's inputs, kept since the last snapshot (redone after a rollback)
+        self.flushed_at: int | None = None  # the snapshot step this worker last flushed its state for
+        self.token = uuid.uuid4().hex
         self._register()
         rt.plans.append(self)
 
@@ -250,7 +277,107 @@ class _Plan:
         for k, info in enumerate(infos):
             self.incarnation[k] = info["incarnation"]
             self.snapshot_step[k] = info["snapshot_step"]
+        joins = rt.call_all([(k, "join", (rt.worker, self.token)) for k in range(rt.n_servers)])
+        for k, j in enumerate(joins):
+            rt.epochs[k] = j["epoch"]
+        if not any(j["replaced"] for j in joins):
+            self._resume()
+            return
+        # This worker replaces one that died: roll the job back to the last snapshot every server
+        # has (it holds that worker's cache rows and local state); the other workers redo their steps.
+        common = set.intersection(*(set(j["snapshots"]) for j in joins))
+        if common:
+            step = max(common)
+            infos = rt.call_all([(k, "rollback", (step, self.token)) for k in range(rt.n_servers)])
+            for k, info in enumerate(infos):
+                rt.epochs[k] = info["epoch"]
+                self.snapshot_step[k] = info["snapshot_step"]
+            self._set_local(rt.call_all([(0, "rolled_back_local", (rt.worker,))])[0]["local"])
+            self.step = step
+            self.uncommitted = None
+            return
+        held = {}
+        for j in joins:
+            for name, n in j["held"].items():
+                held[name] = held.get(name, 0) + n
+        held = {n: c for n, c in held.items() if c}
+        if held:
+            raise RuntimeError(
+                f"Worker {rt.worker} replaces a worker that died at step {max(j['step'] for j in joins)} while its "
+                f"embedding cache held rows {held} (table: rows) whose updates only it had: they are lost, and "
+                "training would silently diverge. Set set_ps_context(snapshot_steps=N, snapshot_path=DIR) to make "
+                "a replacement lossless (the job rolls back to the last snapshot).")
         self._resume()
+
+    def _local_state(self) -> dict:
+        """``{name: array}``: the worker-local parameters and this worker's optimizer state for them
+        (and the optimizer's own counters): what a snapshot needs besides the servers' state."""
+        from sporax.common import _binding
+
+        states = state_params(self.opt)
+        skip = set()
+        for p in [*self.dense, *(t.param for t in self.tables)]:
+            skip.add(id(p))
+            skip.update(id(q) for q in states[p.name])
+        out = {}
+        for q in [*self.local, *_binding.walk_cell(self.opt)[0]]:
+            if id(q) not in skip and q.name not in out:
+                out[q.name] = np.asarray(q.asnumpy())
+        return out
+
+    def _set_local(self, local: dict) -> None:
+        from sporax.common import _binding
+
+        by_name = {q.name: q for q in [*self.local, *_binding.walk_cell(self.opt)[0]]}
+        for name, value in local.items():
+            by_name[name]._assign(jnp.asarray(value))
+
+    def _snapshot_flush(self) -> None:
+        """At a snapshot step: write back every dirty cache row (kept cached) and send this
+        worker's local state, so that the servers' snapshot is the job's complete state."""
+        rt = self.rt
+        rows: dict = {k: {} for k in range(rt.n_servers)}
+        for t in self.tables:
+            if t.cache is None:
+                continue
+            ids, values, states = t.cache.dirty_rows()
+            for piece, pos in split_rows(t.pieces, ids):
+                rows[piece.server][t.param.name] = (ids[pos], values[pos], {n: v[pos] for n, v in states.items()})
+                rt.bytes["push"] += values[pos].nbytes + sum(v[pos].nbytes for v in states.values())
+        local = self._local_state()
+        rt.call_all([(k, "snapshot_flush", (rt.worker, self.step, rows[k], local if k == 0 else {}))
+                     for k in range(rt.n_servers)])
+        self.flushed_at = self.step
+
+    def roll_back(self) -> None:
+        """A replacement worker rolled the job back: wait until every server has, then drop this
+        worker's cache and load its local state of that snapshot (its steps since are redone)."""
+        rt = self.rt
+        deadline = time.monotonic() + rt.timeout
+        while True:
+            st = rt.call_all([(k, "status", (rt.worker,)) for k in range(rt.n_servers)])
+            if all(s["epoch"] != rt.epochs.get(k) for k, s in enumerate(st)):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Worker {rt.worker}: the parameter servers began a rollback to a snapshot that "
+                                   f"did not complete within {rt.timeout:.1f}s (the replacement worker died?).")
+            time.sleep(0.05)
+        steps = {s["step"] for s in st}
+        if len(steps) != 1:
+            raise RuntimeError(f"Worker {rt.worker}: the parameter servers rolled back to different steps {steps}.")
+        step = steps.pop()
+        for k, s in enumerate(st):
+            rt.epochs[k] = s["epoch"]
+            self.snapshot_step[k] = s["snapshot_step"]
+        for t in self.tables:
+            if t.cache is not None:
+                t.cache.clear()
+        self._set_local(rt.call_all([(0, "rolled_back_local", (rt.worker,))])[0]["local"])
+        self.step = step
+        self.uncommitted = None
+        self.log = {s: v for s, v in self.log.items() if s < step}
+        self.to_return.clear()
+        self.flushed_at = None
 
     def _resume(self) -> None:
         """Find this worker's step from the servers (a replacement worker continues where its predecessor stopped)."""
@@ -266,9 +393,10 @@ class _Plan:
         if target > 0 and self.local:
             warnings.warn(
                 f"The parameter servers are at step {target}: this worker resumes there, but its worker-local "
-                f"parameters {[p.name for p in self.local]} (no set_param_ps) are not held by the servers and keep "
-                "the values this process gave them, not those of the worker it replaces (mark them with "
-                "set_param_ps to have them survive a worker's loss).", RuntimeWarning, stacklevel=2)
+                f"parameters {[p.name for p in self.local]} (no set_param_ps) and their optimizer state are not "
+                "held by the servers and keep the values this process gave them, not those of the worker it "
+                "replaces (set_ps_context(snapshot_steps=N, snapshot_path=DIR) makes a replacement lossless: the "
+                "job rolls back to the last snapshot; or mark them with set_param_ps).", RuntimeWarning, stacklevel=2)
 
     # -------------------------------------------------------------- messages
     def _check_restarts(self, infos: list) -> bool:
@@ -304,6 +432,8 @@ class _Plan:
         keep = min(self.snapshot_step.values()) if self.snapshot_step else -1
         for s in [s for s in self.log if s < keep]:
             del self.log[s]
+        for s in [s for s in self.inputs if s < keep]:
+            del self.inputs[s]
 
     def _return_cached(self, k: int) -> None:
         """Write back and drop every row of server ``k``'s blocks that this worker's caches hold."""
@@ -363,6 +493,10 @@ class _Plan:
             if not self._check_restarts(infos):
                 break
         self.uncommitted = None
+        ps = context._state.ps
+        if ps.snapshot_steps and ps.snapshot_path and self.step % ps.snapshot_steps == 0 \
+                and self.flushed_at != self.step:
+            self._snapshot_flush()
         for k in sorted(self.to_return):  # the server is at this step again: hand back the rows it lost track of
             self._return_cached(k)
         self.to_return.clear()
@@ -539,12 +673,10 @@ def _gather_rows(plan: _Plan, shared: dict | None = None) -> list:
 
 
 def train_step(cell, inputs: tuple):
-    """One synchronous parameter-server step of a TrainOneStepCell; returns the loss."""
-    from sporax.common.initializer import Zero  # noqa: F401  (placeholders are pickled lazily)
-    from sporax.common.parameter import Parameter
-    from sporax.ops.composite import _differentiate_eager
-    from sporax.ps._apply import step_optimizer
+    """One synchronous parameter-server step of a TrainOneStepCell; returns the loss.
 
+    With snapshots, the step's inputs are kept until a snapshot covers them: if a replaced
+    worker rolls the job back to a snapshot, this worker redoes its steps from there first."""
     role = context._ps_role()
     if role in ("MS_PSERVER", "MS_SCHED"):
         from sporax.ps import serve
@@ -552,6 +684,27 @@ def train_step(cell, inputs: tuple):
         serve()
         raise SystemExit(0)
     plan = _plan_of(cell)
+    target = plan.step
+    ps = context._state.ps
+    if ps.snapshot_steps and ps.snapshot_path:
+        plan.inputs[target] = inputs
+    while True:
+        try:
+            while plan.step < target:  # after a rollback: redo the steps since the snapshot
+                if plan.step not in plan.inputs:
+                    raise RuntimeError(f"Worker {plan.rt.worker}: the job rolled back to step {plan.step}, but this "
+                                       f"worker no longer has its step-{plan.step} inputs to redo it.")
+                _one_step(cell, plan, plan.inputs[plan.step])
+            return _one_step(cell, plan, inputs)
+        except _RolledBack:
+            plan.roll_back()
+
+
+def _one_step(cell, plan: _Plan, inputs: tuple):
+    from sporax.common.parameter import Parameter
+    from sporax.ops.composite import _differentiate_eager
+    from sporax.ps._apply import step_optimizer
+
     rt = plan.rt
     t_step = plan.step
     while True:

@@ -48,9 +48,13 @@ if role in ("MS_PSERVER", "MS_SCHED"):
     sys.exit(0)
 
 wid, nw = int(os.environ["MS_WORKER_ID"]), int(os.environ["MS_WORKER_NUM"])
+snap = os.environ.get("SPORAX_TEST_SNAPSHOT", "")  # "DIR,N": snapshots for the cached job
+die_at = int(os.environ.get("SPORAX_TEST_DIE_AT", "-1"))  # SIGKILL itself after this step of the cached job
 for cache in caches:
     os.environ["SPORAX_PS_JOB"] = f"{base}_c{cache}"
     sp.set_ps_context(enable_ps=True, server_timeout=60.0)
+    if snap and cache:
+        sp.set_ps_context(snapshot_path=snap.split(",")[0], snapshot_steps=int(snap.split(",")[1]))
     cell, net = build(True, cache, opt, table_only=table_only)
     start = sporax.ps.current_step(cell)
     print(f"start {cache} {start} at {time.time() - T0:.1f}s", flush=True)
@@ -58,6 +62,10 @@ for cache in caches:
         ids, labels = batch(s)
         cell(sp.Tensor(ids[wid::nw]), sp.Tensor(labels[wid::nw]))
         print(f"step {cache} {s} at {time.time() - T0:.1f}s", flush=True)
+        if cache and s == die_at:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
     if cache:
         total = sporax.ps.cache_stats(cell)["emb.embedding_table"]["total"]
         print(f"stats {cache} shared {total['shared']} given_back {total['given_back']} hits {total['unique_hits']}",

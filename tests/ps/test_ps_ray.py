@@ -247,7 +247,7 @@ def test_server_restart_resumes_from_snapshot_and_a_dead_server_fails_in_bounded
     cell, net = build(True, opt="adam")
     train(cell, 5)
     servers = _servers(ps_job["job"])
-    assert os.path.exists(tmp_path / f"{ps_job['job']}_server0.ckpt")
+    assert os.path.exists(tmp_path / f"{ps_job['job']}_server0_s4.ckpt")
     pid = ray.get(servers[0].ping.remote())["pid"]
     ray.kill(servers[0], no_restart=False)  # a crash: Ray re-runs the constructor, which loads the snapshot
     deadline = time.time() + 60
@@ -360,7 +360,13 @@ def test_two_workers_with_a_local_dense_head_average_its_gradients(ps_job, monke
     parallel over the workers (MindSpore's hybrid PS + AllReduce mode: DistributedGradReducer
     all-reduces every gradient but the set_param_ps ones), so each worker's copy equals
     single-process training on the full batch, and the table too, without and with a 12-row
-    embedding cache on each worker. Worker 1 is a process; this process is worker 0."""
+    embedding cache on each worker. Worker 1 is a process; this process is worker 0. In the cached
+    job (snapshots every 2 steps) worker 1 is SIGKILLed after step 2 (after the snapshot of step 2,
+    before the next one) and a replacement process started: the job rolls back to that snapshot
+    (cache rows, local head and its optimizer state included), worker 0 redoes step 2, and nothing
+    is lost."""
+    import threading
+
     import ray
 
     from sporax.ps import cluster
@@ -373,12 +379,25 @@ def test_two_workers_with_a_local_dense_head_average_its_gradients(ps_job, monke
                PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(HERE)), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("MS_WORKER_NUM", "2")
     monkeypatch.setenv("MS_WORKER_ID", "0")
-    other, mine = None, {}
+    steps = 5
+    snap = tmp_path / "snap"
+    env.update(SPORAX_TEST_SNAPSHOT=f"{snap},2")
+    other, mine, box = None, {}, {}
+
+    def replace():  # when worker 1 dies, start its replacement (this process meanwhile waits in its step)
+        other.wait()
+        box["p"] = _spawn(env, "MS_WORKER", [tmp_path / "w1", steps, "12", "sgd", "table"], MS_WORKER_ID=1)
+
     try:  # two jobs in turn, as the worker script runs them: no cache, then a 12-row cache on each worker
-        other = _spawn(env, "MS_WORKER", [tmp_path / "w1", steps, "0,12", "sgd", "table"], MS_WORKER_ID=1)
+        other = _spawn(env, "MS_WORKER", [tmp_path / "w1", steps, "0,12", "sgd", "table"], MS_WORKER_ID=1,
+                       SPORAX_TEST_DIE_AT=2)
+        watcher = threading.Thread(target=replace, daemon=True)
+        watcher.start()
         for cache in (0, 12):
             monkeypatch.setenv("SPORAX_PS_JOB", f"{base}_c{cache}")  # the name the worker script gives its job
             sp.set_ps_context(enable_ps=True, server_timeout=120.0)
+            if cache:
+                sp.set_ps_context(snapshot_path=str(snap), snapshot_steps=2)
             cell, net = build(True, cache, opt="sgd", table_only=True)
             train(cell, steps, shard=(0, 2))
             assert [p.name for p in cell._ps_plan.local] == ["fc.weight", "fc.bias", "out.weight", "out.bias"]
@@ -386,10 +405,12 @@ def test_two_workers_with_a_local_dense_head_average_its_gradients(ps_job, monke
             mine[cache] = values(net)
             sporax.ps.shutdown(kill_servers=False)
             sp.context._reset()
-        out, _ = other.communicate(timeout=240)
-        assert other.returncode == 0, out[-3000:]
+        watcher.join(timeout=60)
+        out, _ = box["p"].communicate(timeout=240)
+        assert box["p"].returncode == 0, out[-3000:]
+        assert "start 12 2 " in out, out[-3000:]  # the replacement starts at the snapshot's step
     finally:
-        _kill_all([other])
+        _kill_all([other, box.get("p")])
         sporax.ps.shutdown(kill_servers=True)
         for job in (f"{base}_c0", f"{base}_c12"):
             for k in range(2):
